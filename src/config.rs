@@ -1,0 +1,241 @@
+//! Configuration: the embedded `config/default.toml`, then an optional file, then environment
+//! variables `MAGNETAR__SECTION__KEY`, merged by figment and validated once into a [`Config`].
+//!
+//! This module owns loading, validation and the redacted printout; it does not create folders
+//! or secrets (see `auth::secrets`).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    providers::{Env, Format, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+/// The defaults, compiled in so the binary runs with no file at all.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(Box<figment::Error>),
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub engine: EngineConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub delete_data_on_release: bool,
+}
+
+/// `[engine]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    pub dht: bool,
+    pub lsd: bool,
+    pub upnp: bool,
+    pub peer_listen: String,
+    #[serde(with = "humantime_serde")]
+    pub metadata_wait: Duration,
+    #[serde(with = "humantime_serde")]
+    pub metadata_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub stall_timeout: Duration,
+    pub max_readers: usize,
+    #[serde(with = "humantime_serde")]
+    pub reader_wait: Duration,
+    pub request_window: usize,
+    pub head_pin_bytes: u64,
+    pub tail_pin_bytes: u64,
+    pub peer_limit: usize,
+}
+
+/// `[auth]`
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub jwt_secret: String,
+    pub playback_secret: String,
+    #[serde(with = "humantime_serde")]
+    pub playback_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("jwt_secret", &redact(&self.jwt_secret))
+            .field("playback_secret", &redact(&self.playback_secret))
+            .field("playback_ttl", &self.playback_ttl)
+            .field("leeway", &self.leeway)
+            .finish()
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_torrent_bytes: usize,
+    pub max_json_bytes: usize,
+    pub max_files: usize,
+    pub max_magnet_len: usize,
+}
+
+const REDACTED: &str = "<redacted>";
+
+fn redact(secret: &str) -> &str {
+    if secret.is_empty() {
+        ""
+    } else {
+        REDACTED
+    }
+}
+
+impl Config {
+    /// Loads defaults < `file` < environment, then validates.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed("MAGNETAR__").split("__"));
+        Self::from_figment(figment)
+    }
+
+    /// The embedded defaults alone (tests, demo), still validated.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.validate()
+    }
+
+    /// Cross-field and range checks; normalises `public_url`.
+    pub fn validate(mut self) -> Result<Self, ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        let public_url = self.server.public_url.trim().trim_end_matches('/');
+        if !public_url.is_empty() {
+            let url = url::Url::parse(public_url)
+                .map_err(|e| invalid("server.public_url", &e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid("server.public_url", "must be an http(s) URL"));
+            }
+        }
+        self.server.public_url = public_url.to_owned();
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return Err(invalid("storage.data_dir", "must not be empty"));
+        }
+        self.peer_listen_addr()
+            .map_err(|e| invalid("engine.peer_listen", &e.to_string()))?;
+        if self.engine.max_readers < 200 {
+            return Err(invalid("engine.max_readers", "must be at least 200"));
+        }
+        if self.engine.request_window == 0 {
+            return Err(invalid("engine.request_window", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("engine.metadata_wait", self.engine.metadata_wait),
+            ("engine.metadata_timeout", self.engine.metadata_timeout),
+            ("engine.stall_timeout", self.engine.stall_timeout),
+            ("auth.playback_ttl", self.auth.playback_ttl),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be longer than 0s"));
+            }
+        }
+        if self.engine.metadata_timeout < self.engine.metadata_wait {
+            return Err(invalid(
+                "engine.metadata_timeout",
+                "must not be shorter than engine.metadata_wait",
+            ));
+        }
+        Ok(self)
+    }
+
+    /// `engine.peer_listen` parsed; `None` when listening is off.
+    pub fn peer_listen_addr(&self) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
+        let raw = self.engine.peer_listen.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        raw.parse().map(Some)
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.auth.jwt_secret = redact(&self.auth.jwt_secret).to_owned();
+        shown.auth.playback_secret = redact(&self.auth.playback_secret).to_owned();
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_validate() {
+        let config = Config::defaults().expect("defaults are valid");
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert!(config.engine.dht);
+        assert!(config.server.public_url.is_empty());
+    }
+
+    #[test]
+    fn redacted_printout_hides_secrets() {
+        let mut config = Config::defaults().unwrap();
+        config.auth.jwt_secret = "hunter2-very-secret".into();
+        let text = config.to_redacted_toml();
+        assert!(!text.contains("hunter2"));
+        assert!(text.contains(REDACTED));
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let figment = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(Toml::string("[engine]\nmetadata_wait = \"soon\""));
+        let err = Config::from_figment(figment).unwrap_err().to_string();
+        assert!(err.contains("metadata_wait"), "{err}");
+        let mut config = Config::defaults().unwrap();
+        config.engine.peer_listen = "nope".into();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("engine.peer_listen"), "{err}");
+    }
+}

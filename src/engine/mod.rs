@@ -1,0 +1,333 @@
+//! The torrent engine facade over one librqbit `Session`: validate sources, resolve
+//! metadata (cached in memory and in `data_dir/torrents/`), share torrents between streams,
+//! open capped readers, and report per-file progress. HTTP and stream bookkeeping live
+//! elsewhere; this module knows torrents, files and bytes.
+
+pub mod files;
+pub mod quality;
+pub mod reader;
+pub mod session;
+pub mod source;
+pub mod status;
+mod torrents;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use librqbit::{api::TorrentIdOrHash, AddTorrent, AddTorrentOptions, AddTorrentResponse, Session};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use reader::TorrentReader;
+use source::{parse_torrent, SourceError, SourceKind, SourceLimits, TorrentFile, TorrentSource};
+
+/// A torrent inside the librqbit session.
+pub type TorrentHandle = Arc<librqbit::ManagedTorrent>;
+
+/// Engine failures; converted to API errors at the HTTP edge.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Select(#[from] files::SelectError),
+    #[error("the torrent's metadata was not found in time")]
+    MetadataTimeout,
+    #[error("no peer could supply the torrent's metadata")]
+    MetadataUnavailable,
+    #[error("the torrent is not active")]
+    NotActive,
+    #[error("all torrent readers are busy")]
+    Busy,
+    #[error("no data arrived from the swarm in time")]
+    Stalled,
+    #[error("engine: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+/// A torrent's resolved metadata, validated like an uploaded .torrent.
+#[derive(Debug, Clone)]
+pub struct TorrentMeta {
+    pub info_hash: String,
+    pub name: String,
+    pub files: Vec<TorrentFile>,
+    pub torrent_bytes: Bytes,
+    pub trackers: Vec<String>,
+    pub seen_peers: Vec<SocketAddr>,
+}
+
+impl TorrentMeta {
+    /// The file with this index.
+    pub fn file(&self, index: usize) -> Option<&TorrentFile> {
+        self.files.iter().find(|f| f.index == index)
+    }
+}
+
+/// The engine: one per process, shared as `Arc<Engine>`.
+pub struct Engine {
+    session: Arc<Session>,
+    api: librqbit::Api,
+    torrents: torrents::Torrents,
+    metas: moka::sync::Cache<String, Arc<TorrentMeta>>,
+    readers: Arc<Semaphore>,
+    config: Arc<Config>,
+    cancel: CancellationToken,
+}
+
+impl Engine {
+    /// Starts the librqbit session.
+    pub async fn start(config: Arc<Config>, cancel: CancellationToken) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(config.storage.data_dir.join("torrents"))?;
+        let session = session::build_session(&config, &cancel).await?;
+        Ok(Self {
+            api: librqbit::Api::new(session.clone(), None),
+            session,
+            torrents: torrents::Torrents::new(),
+            metas: moka::sync::Cache::new(4096),
+            readers: Arc::new(Semaphore::new(config.engine.max_readers)),
+            config,
+            cancel,
+        })
+    }
+
+    /// The input limits from `[limits]`.
+    pub fn limits(&self) -> SourceLimits {
+        let limits = &self.config.limits;
+        SourceLimits {
+            max_torrent_bytes: limits.max_torrent_bytes,
+            max_files: limits.max_files,
+            max_magnet_len: limits.max_magnet_len,
+        }
+    }
+
+    /// The TCP port peers connect to, when listening.
+    pub fn peer_port(&self) -> Option<u16> {
+        self.session.listen_addr().map(|a| a.port())
+    }
+
+    /// Metadata already known (memory or disk), without touching the network.
+    pub fn known_meta(&self, info_hash: &str) -> Option<Arc<TorrentMeta>> {
+        if let Some(meta) = self.metas.get(info_hash) {
+            return Some(meta);
+        }
+        let bytes = std::fs::read(self.torrent_file(info_hash)).ok()?;
+        let source = parse_torrent(Bytes::from(bytes), &self.limits()).ok()?;
+        self.remember(source, Vec::new()).ok()
+    }
+
+    /// Resolves metadata: from cache, from the uploaded bytes, or from the swarm (unbounded:
+    /// callers wrap it in their timeout).
+    pub async fn resolve(&self, source: &TorrentSource) -> Result<Arc<TorrentMeta>, EngineError> {
+        if let Some(meta) = self.known_meta(&source.info_hash) {
+            return Ok(meta);
+        }
+        let (validated, seen_peers) = match &source.kind {
+            SourceKind::Torrent(_) => (source.clone(), Vec::new()),
+            SourceKind::Magnet(magnet) => self.fetch_metadata(magnet, source).await?,
+        };
+        if validated.info_hash != source.info_hash {
+            return Err(
+                SourceError::InvalidTorrent("metadata has another info-hash".into()).into(),
+            );
+        }
+        let SourceKind::Torrent(bytes) = &validated.kind else {
+            return Err(EngineError::Internal(anyhow::anyhow!("unexpected source")));
+        };
+        write_private(&self.torrent_file(&source.info_hash), bytes)
+            .map_err(|e| EngineError::Internal(e.into()))?;
+        let mut validated = validated;
+        validated.trackers.extend(source.trackers.iter().cloned());
+        validated.trackers.dedup();
+        self.remember(validated, seen_peers)
+    }
+
+    async fn fetch_metadata(
+        &self,
+        magnet: &str,
+        source: &TorrentSource,
+    ) -> Result<(TorrentSource, Vec<SocketAddr>), EngineError> {
+        let opts = AddTorrentOptions {
+            list_only: true,
+            initial_peers: (!source.peers.is_empty()).then(|| source.peers.clone()),
+            peer_opts: Some(session::peer_options(&self.config)),
+            ..Default::default()
+        };
+        let response = self
+            .session
+            .add_torrent(AddTorrent::from_url(magnet.to_owned()), Some(opts))
+            .await
+            .map_err(|err| {
+                tracing::info!(error = %format!("{err:#}"), "magnet resolution gave up");
+                EngineError::MetadataUnavailable
+            })?;
+        let AddTorrentResponse::ListOnly(list) = response else {
+            return Err(EngineError::Internal(anyhow::anyhow!(
+                "expected a list-only answer"
+            )));
+        };
+        let validated = parse_torrent(list.torrent_bytes, &self.limits())?;
+        Ok((validated, list.seen_peers))
+    }
+
+    fn remember(
+        &self,
+        source: TorrentSource,
+        seen_peers: Vec<SocketAddr>,
+    ) -> Result<Arc<TorrentMeta>, EngineError> {
+        let SourceKind::Torrent(torrent_bytes) = source.kind else {
+            return Err(EngineError::Internal(anyhow::anyhow!("no torrent bytes")));
+        };
+        let meta = Arc::new(TorrentMeta {
+            name: source.name.unwrap_or_else(|| source.info_hash.clone()),
+            info_hash: source.info_hash,
+            files: source.files.unwrap_or_default(),
+            torrent_bytes,
+            trackers: source.trackers,
+            seen_peers,
+        });
+        self.metas.insert(meta.info_hash.clone(), meta.clone());
+        Ok(meta)
+    }
+
+    fn torrent_file(&self, info_hash: &str) -> PathBuf {
+        // info_hash is always 40 hex characters here (validated by `source`).
+        self.config
+            .storage
+            .data_dir
+            .join("torrents")
+            .join(format!("{info_hash}.torrent"))
+    }
+
+    /// Starts (or shares) the torrent for `file` and pins the file's head and tail.
+    pub async fn acquire(
+        &self,
+        meta: &Arc<TorrentMeta>,
+        file: usize,
+        peers: &[SocketAddr],
+    ) -> Result<(), EngineError> {
+        let opts = torrents::AcquireOptions {
+            output_folder: self.download_folder(&meta.info_hash),
+            extra_peers: peers.to_vec(),
+            peer_opts: session::peer_options(&self.config),
+        };
+        let acquired = self
+            .torrents
+            .acquire(&self.session, meta, file, opts)
+            .await?;
+        if let Some((_, cancel)) = acquired {
+            self.pin_head_and_tail(meta, file, cancel).await;
+        }
+        Ok(())
+    }
+
+    async fn pin_head_and_tail(&self, meta: &TorrentMeta, file: usize, cancel: CancellationToken) {
+        let Some(size) = meta.file(file).map(|f| f.size) else {
+            return;
+        };
+        let head = self.config.engine.head_pin_bytes.min(size);
+        let tail = self.config.engine.tail_pin_bytes.min(size - head);
+        let deadline = self.config.engine.metadata_timeout;
+        for (start, len) in [(0, head), (size - tail, tail)] {
+            if len == 0 {
+                continue;
+            }
+            match self.open_reader(&meta.info_hash, file).await {
+                Ok(reader) => {
+                    let cancel = cancel.child_token();
+                    tokio::spawn(torrents::pin_range(reader, start, len, deadline, cancel));
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot pin"),
+            }
+        }
+    }
+
+    /// Drops a stream's reference on the torrent.
+    pub async fn release(&self, meta: &TorrentMeta, file: usize) -> Result<(), EngineError> {
+        let delete = self.config.storage.delete_data_on_release;
+        self.torrents
+            .release(&self.session, meta, file, delete)
+            .await?;
+        if delete && !self.torrents.held().await.contains(&meta.info_hash) {
+            let folder = self.download_folder(&meta.info_hash);
+            if folder.exists() {
+                let _ = tokio::fs::remove_dir_all(folder).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn download_folder(&self, info_hash: &str) -> PathBuf {
+        self.config
+            .storage
+            .data_dir
+            .join(session::DOWNLOADS_DIR)
+            .join(info_hash)
+    }
+
+    /// Opens a reader on a file of an active torrent, waiting up to `engine.reader_wait`
+    /// for a free slot.
+    pub async fn open_reader(
+        &self,
+        info_hash: &str,
+        file: usize,
+    ) -> Result<TorrentReader, EngineError> {
+        let wait = self.config.engine.reader_wait;
+        let permit = tokio::time::timeout(wait, self.readers.clone().acquire_owned())
+            .await
+            .map_err(|_| EngineError::Busy)?
+            .map_err(|_| EngineError::Busy)?;
+        let handle = self.handle(info_hash).ok_or(EngineError::NotActive)?;
+        let stall = self.config.engine.stall_timeout;
+        let stream = tokio::time::timeout(stall, handle.stream(file))
+            .await
+            .map_err(|_| EngineError::Stalled)?
+            .map_err(EngineError::Internal)?;
+        let len = stream.len();
+        Ok(TorrentReader::new(Box::new(stream), len, permit))
+    }
+
+    pub(crate) fn handle(&self, info_hash: &str) -> Option<TorrentHandle> {
+        let id = info_hash.parse().ok()?;
+        self.session.get(TorrentIdOrHash::Hash(id))
+    }
+
+    /// Live progress of one file.
+    pub fn file_status(&self, meta: &TorrentMeta, file: usize) -> status::FileStatus {
+        status::file_status(&self.api, self.handle(&meta.info_hash).as_ref(), meta, file)
+    }
+
+    /// Removes torrents librqbit restored from its own state that no stream holds.
+    pub async fn reconcile(&self) {
+        let held = self.torrents.held().await;
+        let stale: Vec<_> = self.session.with_torrents(|torrents| {
+            torrents
+                .filter(|(_, t)| !held.contains(&t.info_hash().as_string()))
+                .map(|(id, _)| id)
+                .collect()
+        });
+        for id in stale {
+            let delete = self.config.storage.delete_data_on_release;
+            if let Err(err) = self.session.delete(TorrentIdOrHash::Id(id), delete).await {
+                tracing::warn!(error = %format!("{err:#}"), "cannot remove a stale torrent");
+            }
+        }
+    }
+
+    /// Readers open right now (pins included).
+    pub fn open_readers(&self) -> usize {
+        self.config.engine.max_readers - self.readers.available_permits()
+    }
+
+    /// Stops the session.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.session.stop()).await;
+    }
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}

@@ -1,0 +1,74 @@
+//! Building the one librqbit `Session` of the process from `[engine]` and the data folder.
+//!
+//! The session-wide semaphore librqbit sizes from `runtime_worker_threads` is also held by
+//! every open `FileStream` (the "8-stream freeze"), so it is sized far above our own reader
+//! cap; `Engine` caps readers itself.
+
+use std::{path::Path, sync::Arc};
+
+use librqbit::{
+    dht::DhtPersistenceConfig, ConnectionOptions, ListenerMode, ListenerOptions,
+    PeerConnectionOptions, Session, SessionOptions, SessionPersistenceConfig,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Folder names inside `storage.data_dir`.
+pub const DOWNLOADS_DIR: &str = "downloads";
+pub const SESSION_DIR: &str = "session";
+
+/// Starts the session. Downloads go to `data_dir/downloads/<info-hash>/`.
+pub async fn build_session(
+    config: &Config,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Arc<Session>> {
+    let engine = &config.engine;
+    let data_dir = &config.storage.data_dir;
+    let listen = config.peer_listen_addr()?.map(|addr| ListenerOptions {
+        mode: ListenerMode::TcpOnly,
+        listen_addr: addr,
+        enable_upnp_port_forwarding: engine.upnp,
+        ipv4_only: addr.is_ipv4(),
+        ..Default::default()
+    });
+    let opts = SessionOptions {
+        dht: engine.dht.then(|| dht_config(data_dir)),
+        disable_local_service_discovery: !engine.lsd,
+        fastresume: true,
+        persistence: Some(SessionPersistenceConfig::Json {
+            folder: Some(data_dir.join(SESSION_DIR)),
+        }),
+        listen,
+        connect: Some(ConnectionOptions {
+            peer_opts: Some(peer_options(config)),
+            ..Default::default()
+        }),
+        runtime_worker_threads: Some(engine.max_readers * 2 + 64),
+        peer_limit: Some(engine.peer_limit),
+        cancellation_token: Some(cancel.child_token()),
+        client_name_and_version: Some(format!("magnetar {}", env!("CARGO_PKG_VERSION"))),
+        ..Default::default()
+    };
+    Session::new_with_opts(data_dir.join(DOWNLOADS_DIR), opts).await
+}
+
+/// Per-peer connection options: the in-flight request window steers seek latency.
+pub fn peer_options(config: &Config) -> PeerConnectionOptions {
+    PeerConnectionOptions {
+        max_request_window: Some(config.engine.request_window),
+        connect_timeout: Some(std::time::Duration::from_secs(10)),
+        read_write_timeout: Some(std::time::Duration::from_secs(30)),
+        ..Default::default()
+    }
+}
+
+fn dht_config(data_dir: &Path) -> librqbit::DhtSessionConfig {
+    librqbit::DhtSessionConfig {
+        persistence: Some(DhtPersistenceConfig {
+            config_filename: Some(data_dir.join("dht.json")),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,214 @@
+//! Torrents shared by streams: one librqbit torrent per info-hash, reference-counted per
+//! file, with `only_files` the union of the files streams use (plus their subtitles). The
+//! first use of a file pins its head and tail (container header, MP4 `moov`, MKV Cues) by
+//! reading them through ordinary readers, which librqbit fetches first. The last release
+//! removes the torrent from the session.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    path::PathBuf,
+    sync::Arc,
+};
+
+use librqbit::{AddTorrent, AddTorrentOptions, Session};
+
+use super::TorrentHandle as ManagedTorrentHandle;
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use super::{files::companions, EngineError, TorrentMeta};
+
+struct Entry {
+    handle: ManagedTorrentHandle,
+    /// file index → number of streams using it.
+    users: HashMap<usize, usize>,
+    cancel: CancellationToken,
+}
+
+/// The shared-torrent table. Mutations are serialised by an async mutex (they are rare and
+/// await librqbit); readers look handles up in the session directly.
+pub(crate) struct Torrents {
+    entries: tokio::sync::Mutex<HashMap<String, Entry>>,
+}
+
+/// What `acquire` needs besides the metadata.
+pub(crate) struct AcquireOptions {
+    pub output_folder: PathBuf,
+    pub extra_peers: Vec<std::net::SocketAddr>,
+    pub peer_opts: librqbit::PeerConnectionOptions,
+}
+
+impl Torrents {
+    pub fn new() -> Self {
+        Self {
+            entries: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a reference on `file` of the torrent, adding the torrent or widening its
+    /// selection. Returns the cancellation token of the torrent (for pins) when the file is
+    /// newly used.
+    pub async fn acquire(
+        &self,
+        session: &Arc<Session>,
+        meta: &TorrentMeta,
+        file: usize,
+        opts: AcquireOptions,
+    ) -> Result<Option<(ManagedTorrentHandle, CancellationToken)>, EngineError> {
+        let mut entries = self.entries.lock().await;
+        if let Some(entry) = entries.get_mut(&meta.info_hash) {
+            let count = entry.users.entry(file).or_insert(0);
+            *count += 1;
+            if *count > 1 {
+                return Ok(None);
+            }
+            let selection = selection(meta, entry.users.keys());
+            if let Err(err) = session.update_only_files(&entry.handle, &selection).await {
+                entry.users.remove(&file);
+                return Err(EngineError::Internal(err));
+            }
+            return Ok(Some((entry.handle.clone(), entry.cancel.clone())));
+        }
+        let selection = selection(meta, [file].iter());
+        let handle = add(session, meta, &selection, opts).await?;
+        let cancel = CancellationToken::new();
+        entries.insert(
+            meta.info_hash.clone(),
+            Entry {
+                handle: handle.clone(),
+                users: HashMap::from([(file, 1)]),
+                cancel: cancel.clone(),
+            },
+        );
+        Ok(Some((handle, cancel)))
+    }
+
+    /// Drops a reference; the last one removes the torrent from the session.
+    pub async fn release(
+        &self,
+        session: &Arc<Session>,
+        meta: &TorrentMeta,
+        file: usize,
+        delete_data: bool,
+    ) -> Result<(), EngineError> {
+        let mut entries = self.entries.lock().await;
+        let Some(entry) = entries.get_mut(&meta.info_hash) else {
+            return Ok(());
+        };
+        match entry.users.get_mut(&file) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                return Ok(());
+            }
+            Some(_) => {
+                entry.users.remove(&file);
+            }
+            None => return Ok(()),
+        }
+        if !entry.users.is_empty() {
+            let selection = selection(meta, entry.users.keys());
+            return session
+                .update_only_files(&entry.handle, &selection)
+                .await
+                .map_err(EngineError::Internal);
+        }
+        let entry = entries.remove(&meta.info_hash).expect("entry present");
+        entry.cancel.cancel();
+        let id = librqbit::api::TorrentIdOrHash::Id(entry.handle.id());
+        session
+            .delete(id, delete_data)
+            .await
+            .map_err(EngineError::Internal)
+    }
+
+    /// Info-hashes currently held.
+    pub async fn held(&self) -> BTreeSet<String> {
+        self.entries.lock().await.keys().cloned().collect()
+    }
+}
+
+fn selection<'a>(
+    meta: &TorrentMeta,
+    files: impl Iterator<Item = &'a usize>,
+) -> std::collections::HashSet<usize> {
+    let mut set = std::collections::HashSet::new();
+    for &file in files {
+        set.insert(file);
+        set.extend(companions(&meta.files, file));
+    }
+    set
+}
+
+async fn add(
+    session: &Arc<Session>,
+    meta: &TorrentMeta,
+    selection: &std::collections::HashSet<usize>,
+    opts: AcquireOptions,
+) -> Result<ManagedTorrentHandle, EngineError> {
+    let mut peers = meta.seen_peers.clone();
+    peers.extend(opts.extra_peers);
+    peers.sort();
+    peers.dedup();
+    let add_opts = AddTorrentOptions {
+        only_files: Some(selection.iter().copied().collect()),
+        overwrite: true,
+        output_folder: Some(opts.output_folder.to_string_lossy().into_owned()),
+        initial_peers: (!peers.is_empty()).then_some(peers),
+        trackers: (!meta.trackers.is_empty()).then(|| meta.trackers.clone()),
+        peer_opts: Some(opts.peer_opts),
+        ..Default::default()
+    };
+    let bytes = AddTorrent::TorrentFileBytes(meta.torrent_bytes.clone());
+    let response = session
+        .add_torrent(bytes, Some(add_opts))
+        .await
+        .map_err(EngineError::Internal)?;
+    let handle = response
+        .into_handle()
+        .ok_or_else(|| EngineError::Internal(anyhow::anyhow!("torrent was not added")))?;
+    // A torrent restored by librqbit's persistence keeps its old selection: set ours.
+    session
+        .update_only_files(&handle, selection)
+        .await
+        .map_err(EngineError::Internal)?;
+    if handle.is_paused() {
+        session
+            .unpause(&handle)
+            .await
+            .map_err(EngineError::Internal)?;
+    }
+    Ok(handle)
+}
+
+/// Reads `[start, start+len)` of a file through an ordinary reader so librqbit fetches it
+/// first, then lets the reader go. Bounded by `deadline` and `cancel`.
+pub(crate) async fn pin_range(
+    mut reader: super::reader::TorrentReader,
+    start: u64,
+    len: u64,
+    deadline: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    let work = async {
+        reader.seek_to(start).await?;
+        let mut remaining = len;
+        let mut buf = vec![0u8; 64 * 1024];
+        while remaining > 0 {
+            let want = buf.len().min(remaining as usize);
+            let got = reader.read(&mut buf[..want]).await?;
+            if got == 0 {
+                break;
+            }
+            remaining -= got as u64;
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        result = tokio::time::timeout(deadline, work) => {
+            if let Ok(Err(err)) = result {
+                tracing::debug!(error = %err, "pin read ended early");
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! `/api/v1` handlers: thin adapters from requests to the `Streams` facade and back.
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
+use serde::Serialize;
+
+use super::{
+    extract::{PathParam, TorrentRequest},
+    AppState,
+};
+use crate::{
+    auth::Caller,
+    engine::{quality::parse_quality, quality::Quality, source::TorrentFile},
+    error::AppError,
+    streams::{
+        view::{render, StreamView},
+        Created, Phase, StreamSnapshot,
+    },
+};
+
+/// `POST /api/v1/streams`
+pub async fn create_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: TorrentRequest,
+) -> Result<impl IntoResponse, AppError> {
+    let (snapshot, created) = state
+        .streams
+        .create(&caller.user, request.source, request.file, request.peers)
+        .await?;
+    let status = match (&snapshot.phase, created) {
+        (Phase::Resolving, _) => StatusCode::ACCEPTED,
+        (_, Created::New) => StatusCode::CREATED,
+        (_, Created::Existing) => StatusCode::OK,
+    };
+    Ok((status, Json(view(&state, &snapshot))))
+}
+
+#[derive(Serialize)]
+pub struct StreamList {
+    streams: Vec<StreamView>,
+}
+
+/// `GET /api/v1/streams`
+pub async fn list_streams(State(state): State<AppState>, caller: Caller) -> Json<StreamList> {
+    let streams = state
+        .streams
+        .list(&caller.user)
+        .iter()
+        .map(|s| view(&state, s))
+        .collect();
+    Json(StreamList { streams })
+}
+
+/// `GET /api/v1/streams/{id}`
+pub async fn get_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<String>,
+) -> Result<Json<StreamView>, AppError> {
+    let snapshot = state.streams.get(&caller.user, &id)?;
+    Ok(Json(view(&state, &snapshot)))
+}
+
+/// `POST /api/v1/streams/{id}/refresh`
+pub async fn refresh_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<String>,
+) -> Result<Json<StreamView>, AppError> {
+    let snapshot = state.streams.refresh(&caller.user, &id)?;
+    Ok(Json(view(&state, &snapshot)))
+}
+
+/// `DELETE /api/v1/streams/{id}`
+pub async fn delete_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<String>,
+) -> Result<StatusCode, AppError> {
+    state.streams.delete(&caller.user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct ParsedTorrent {
+    info_hash: String,
+    name: Option<String>,
+    trackers: Vec<String>,
+    peers: Vec<std::net::SocketAddr>,
+    files: Option<Vec<ParsedFile>>,
+}
+
+#[derive(Serialize)]
+pub struct ParsedFile {
+    #[serde(flatten)]
+    file: TorrentFile,
+    quality: Quality,
+}
+
+/// `POST /api/v1/torrents/parse` — validates and describes without starting anything.
+pub async fn parse_torrent(_caller: Caller, request: TorrentRequest) -> Json<ParsedTorrent> {
+    let source = request.source;
+    let files = source.files.map(|files| {
+        files
+            .into_iter()
+            .map(|file| ParsedFile {
+                quality: parse_quality(&file.path),
+                file,
+            })
+            .collect()
+    });
+    let mut peers = source.peers;
+    peers.extend(request.peers);
+    Json(ParsedTorrent {
+        info_hash: source.info_hash,
+        name: source.name,
+        trackers: source.trackers,
+        peers,
+        files,
+    })
+}
+
+fn view(state: &AppState, snapshot: &StreamSnapshot) -> StreamView {
+    let status = match (&snapshot.phase, snapshot.record.file_index) {
+        (Phase::Ready(meta), Some(file)) => Some(state.streams.engine().file_status(meta, file)),
+        _ => None,
+    };
+    render(snapshot, status.as_ref(), &state.config.server.public_url)
+}

@@ -1,0 +1,141 @@
+//! Request policy as extractors: the API caller from `Authorization: Bearer`, and the body
+//! of a stream creation or parse (JSON magnet, or raw .torrent bytes), each bounded by
+//! `[limits]` and refused with our error JSON, never axum's default text.
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{header, request::Parts},
+};
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::AppState;
+use crate::{
+    auth::{AuthError, Caller},
+    engine::{
+        files::FileSelector,
+        source::{parse_magnet, parse_torrent, TorrentSource},
+    },
+    error::{AppError, ErrorCode},
+};
+
+/// Most peers a request may name.
+const MAX_PEERS: usize = 64;
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(AuthError::Missing)?;
+        let value = header.to_str().map_err(|_| AuthError::Invalid)?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or(AuthError::Invalid)?
+            .trim();
+        if token.is_empty() {
+            return Err(AuthError::Missing.into());
+        }
+        Ok(state.api_keys.verify(token)?)
+    }
+}
+
+/// A torrent reference from a request body, with the optional file and peers.
+pub struct TorrentRequest {
+    pub source: TorrentSource,
+    pub file: Option<FileSelector>,
+    pub peers: Vec<SocketAddr>,
+}
+
+#[derive(Deserialize)]
+struct JsonBody {
+    magnet: String,
+    #[serde(default)]
+    file: Option<FileSelector>,
+    #[serde(default)]
+    peers: Vec<String>,
+}
+
+impl FromRequest<AppState> for TorrentRequest {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let limits = state.streams.engine().limits();
+        if content_type.starts_with("application/x-bittorrent") {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            let bytes =
+                read_body(req, limits.max_torrent_bytes, ErrorCode::TorrentTooLarge).await?;
+            let source = parse_torrent(bytes, &limits)?;
+            return Ok(Self {
+                source,
+                file: file_from_query(&query)?,
+                peers: Vec::new(),
+            });
+        }
+        if !content_type.is_empty() && !content_type.starts_with("application/json") {
+            return Err(bad("send JSON or application/x-bittorrent"));
+        }
+        let max = state.config.limits.max_json_bytes;
+        let bytes = read_body(req, max, ErrorCode::BadRequest).await?;
+        let body: JsonBody =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid JSON body: {e}")))?;
+        if body.peers.len() > MAX_PEERS {
+            return Err(bad(format!("at most {MAX_PEERS} peers")));
+        }
+        let peers = body
+            .peers
+            .iter()
+            .map(|p| {
+                p.parse::<SocketAddr>()
+                    .map_err(|_| bad(format!("peer {p:?} is not ip:port")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            source: parse_magnet(&body.magnet, &limits)?,
+            file: body.file,
+            peers,
+        })
+    }
+}
+
+fn file_from_query(query: &str) -> Result<Option<FileSelector>, AppError> {
+    let file = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "file")
+        .map(|(_, v)| v.into_owned());
+    Ok(file.map(|f| match f.parse::<usize>() {
+        Ok(index) => FileSelector::Index(index),
+        Err(_) => FileSelector::Path(f),
+    }))
+}
+
+async fn read_body(req: Request, limit: usize, too_large: ErrorCode) -> Result<Bytes, AppError> {
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| AppError::new(too_large, format!("request body larger than {limit} bytes")))
+}
+
+fn bad(message: impl Into<String>) -> AppError {
+    AppError::new(ErrorCode::BadRequest, message)
+}
+
+/// A path parameter whose rejection is our error JSON (`BAD_REQUEST`).
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct PathParam<T>(pub T);
+
+impl From<axum::extract::rejection::PathRejection> for AppError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        AppError::new(ErrorCode::BadRequest, rejection.body_text())
+    }
+}

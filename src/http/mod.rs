@@ -1,0 +1,90 @@
+//! The HTTP surface: the router, shared state, and the layers every request passes
+//! (tracing with tokens redacted, panics turned into 500 JSON, JSON 404/405).
+
+pub mod api;
+pub mod body;
+pub mod errors;
+pub mod extract;
+pub mod playback;
+pub mod range;
+
+use std::sync::Arc;
+
+use axum::{
+    http::Request,
+    routing::{get, post},
+    Json, Router,
+};
+use tokio_util::sync::CancellationToken;
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+
+use crate::{
+    auth::ApiKeys,
+    config::Config,
+    error::{AppError, ErrorCode},
+    streams::Streams,
+};
+
+/// Handles shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub streams: Arc<Streams>,
+    pub api_keys: Arc<ApiKeys>,
+    pub config: Arc<Config>,
+    pub shutdown: CancellationToken,
+}
+
+/// The whole router, built by a plain function so tests can drive it.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route(
+            "/api/v1/streams",
+            post(api::create_stream).get(api::list_streams),
+        )
+        .route(
+            "/api/v1/streams/{id}",
+            get(api::get_stream).delete(api::delete_stream),
+        )
+        .route("/api/v1/streams/{id}/refresh", post(api::refresh_stream))
+        .route("/api/v1/torrents/parse", post(api::parse_torrent))
+        .route(
+            "/s/{token}/{*rest}",
+            get(playback::playback).head(playback::playback),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(AppError::internal("handler panicked"))
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            tracing::info_span!("http", method = %req.method(), path = %redact(req.uri().path()))
+        }))
+        .with_state(state)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found() -> AppError {
+    AppError::new(ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    )
+}
+
+/// A path safe to log: playback tokens replaced.
+pub fn redact(path: &str) -> String {
+    match path.strip_prefix("/s/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((_, tail)) => format!("/s/<token>/{tail}"),
+            None => "/s/<token>".to_owned(),
+        },
+        None => path.to_owned(),
+    }
+}

@@ -1,0 +1,202 @@
+//! `/s/{token}/…`: the signed playback routes. The token is the credential; every request
+//! looks its stream up, so a deleted stream's URLs stop at once. Files are served with
+//! RFC 9110 range semantics through the same handler players and ffmpeg use.
+
+use axum::{
+    body::Body,
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use super::{
+    body::{torrent_body, BodyError},
+    extract::PathParam,
+    range::{decide, RangeDecision},
+    AppState,
+};
+use crate::{
+    engine::{files::mime_for, TorrentMeta},
+    error::{AppError, ErrorCode},
+    streams::{record::StreamRecord, view::url_file_name},
+};
+
+/// `GET|HEAD /s/{token}/{*rest}`
+pub async fn playback(
+    State(state): State<AppState>,
+    PathParam((token, rest)): PathParam<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let (record, meta, file) = state.streams.for_playback(&token).await?;
+    match rest.as_str() {
+        "playlist.m3u" => Ok(m3u(&state, &headers, &record, &meta, file)),
+        "play" => Ok(redirect_direct(&state, &record, &meta, file)),
+        name => serve_file(&state, &method, &headers, &meta, file, name).await,
+    }
+}
+
+async fn serve_file(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    meta: &TorrentMeta,
+    file: usize,
+    name: &str,
+) -> Result<Response, AppError> {
+    let entry = meta
+        .file(file)
+        .ok_or_else(|| AppError::new(ErrorCode::FileNotFound, "file not found"))?;
+    let base_name = entry.path.rsplit('/').next().unwrap_or(&entry.path);
+    if name != base_name {
+        return Err(AppError::new(
+            ErrorCode::FileNotFound,
+            "no such file in this stream",
+        ));
+    }
+    let len = entry.size;
+    let etag = format!("\"{}-{}\"", meta.info_hash, file);
+    if matches_none_match(headers, &etag) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        set(&mut response, header::ETAG, &etag);
+        return Ok(response);
+    }
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let decision = decide(text(header::RANGE), text(header::IF_RANGE), &etag, len);
+    let (status, start, count) = match decision {
+        RangeDecision::Unsatisfiable => return Err(AppError::unsatisfiable(len)),
+        RangeDecision::Full => (StatusCode::OK, 0, len),
+        RangeDecision::Partial { start, end } => {
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+    };
+    let body = if method == Method::HEAD || count == 0 {
+        Body::empty()
+    } else {
+        open_body(state, meta, file, start, count).await?
+    };
+    let mut response = (status, body).into_response();
+    set(&mut response, header::CONTENT_TYPE, &mime_for(&entry.path));
+    set(&mut response, header::ACCEPT_RANGES, "bytes");
+    set(&mut response, header::ETAG, &etag);
+    set(&mut response, header::CONTENT_LENGTH, &count.to_string());
+    set(
+        &mut response,
+        header::CACHE_CONTROL,
+        "private, no-transform",
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        let range = format!("bytes {start}-{}/{len}", start + count - 1);
+        set(&mut response, header::CONTENT_RANGE, &range);
+    }
+    Ok(response)
+}
+
+async fn open_body(
+    state: &AppState,
+    meta: &TorrentMeta,
+    file: usize,
+    start: u64,
+    count: u64,
+) -> Result<Body, AppError> {
+    let engine = state.streams.engine();
+    let reader = engine.open_reader(&meta.info_hash, file).await?;
+    let stall = state.config.engine.stall_timeout;
+    torrent_body(reader, start, count, stall, state.shutdown.clone())
+        .await
+        .map_err(|err| match err {
+            BodyError::Stalled => AppError::new(
+                ErrorCode::StreamStalled,
+                "no data arrived from the swarm in time; retry",
+            )
+            .retry_after(1),
+            BodyError::Io(err) => AppError::internal(err),
+        })
+}
+
+fn matches_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+fn set(response: &mut Response, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
+fn direct_path(record: &StreamRecord, meta: &TorrentMeta, file: usize) -> String {
+    let name = meta
+        .file(file)
+        .map(|f| url_file_name(&f.path))
+        .unwrap_or_default();
+    format!("/s/{}/{name}", record.token)
+}
+
+/// `play`: direct play for now (the media plan decides HLS once it exists).
+fn redirect_direct(
+    state: &AppState,
+    record: &StreamRecord,
+    meta: &TorrentMeta,
+    file: usize,
+) -> Response {
+    let location = format!(
+        "{}{}",
+        state.config.server.public_url,
+        direct_path(record, meta, file)
+    );
+    let mut response = StatusCode::FOUND.into_response();
+    set(&mut response, header::LOCATION, &location);
+    response
+}
+
+/// `playlist.m3u`: absolute URLs for VLC/mpv.
+fn m3u(
+    state: &AppState,
+    headers: &HeaderMap,
+    record: &StreamRecord,
+    meta: &TorrentMeta,
+    file: usize,
+) -> Response {
+    let base = absolute_base(state, headers);
+    let title = meta
+        .file(file)
+        .map(|f| f.path.as_str())
+        .unwrap_or(&meta.name);
+    let title = title.replace(['\r', '\n'], " ");
+    let body = format!(
+        "#EXTM3U\n#EXTINF:-1,{title}\n{base}{}\n",
+        direct_path(record, meta, file)
+    );
+    let mut response = (StatusCode::OK, body).into_response();
+    set(
+        &mut response,
+        header::CONTENT_TYPE,
+        "audio/x-mpegurl; charset=utf-8",
+    );
+    set(&mut response, header::CACHE_CONTROL, "no-cache");
+    response
+}
+
+fn absolute_base(state: &AppState, headers: &HeaderMap) -> String {
+    let public = &state.config.server.public_url;
+    if !public.is_empty() {
+        return public.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| state.config.server.listen.to_string());
+    format!("http://{host}")
+}
