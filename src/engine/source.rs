@@ -130,10 +130,6 @@ pub fn parse_torrent(bytes: Bytes, limits: &SourceLimits) -> Result<TorrentSourc
     if torrent.pieces.iter().any(|p| p.len() != 20) {
         return Err(bad("piece hashes are not 20 bytes each".into()));
     }
-    let needed = (torrent.length as u64).div_ceil(torrent.piece_length as u64);
-    if needed != torrent.pieces.len() as u64 {
-        return Err(bad("piece count does not match the total length".into()));
-    }
     check_component(&torrent.name).map_err(|e| bad(format!("unsafe name: {e}")))?;
     let files = torrent_files(&torrent, limits)?;
     let trackers = torrent_trackers(&torrent);

@@ -10,7 +10,7 @@ use std::{
     sync::Arc,
 };
 
-use librqbit::{AddTorrent, AddTorrentOptions, Session};
+use librqbit::{AddTorrent, AddTorrentOptions, AddTorrentResponse, Session};
 
 use super::TorrentHandle as ManagedTorrentHandle;
 use tokio::io::AsyncReadExt;
@@ -63,9 +63,9 @@ impl Torrents {
                 return Ok(None);
             }
             let selection = selection(meta, entry.users.keys());
-            if let Err(err) = session.update_only_files(&entry.handle, &selection).await {
+            if let Err(err) = set_selection(session, &entry.handle, &selection).await {
                 entry.users.remove(&file);
-                return Err(EngineError::Internal(err));
+                return Err(err);
             }
             return Ok(Some((entry.handle.clone(), entry.cancel.clone())));
         }
@@ -107,10 +107,7 @@ impl Torrents {
         }
         if !entry.users.is_empty() {
             let selection = selection(meta, entry.users.keys());
-            return session
-                .update_only_files(&entry.handle, &selection)
-                .await
-                .map_err(EngineError::Internal);
+            return set_selection(session, &entry.handle, &selection).await;
         }
         let entry = entries.remove(&meta.info_hash).expect("entry present");
         entry.cancel.cancel();
@@ -163,21 +160,43 @@ async fn add(
         .add_torrent(bytes, Some(add_opts))
         .await
         .map_err(EngineError::Internal)?;
-    let handle = response
-        .into_handle()
-        .ok_or_else(|| EngineError::Internal(anyhow::anyhow!("torrent was not added")))?;
-    // A torrent restored by librqbit's persistence keeps its old selection: set ours.
-    session
-        .update_only_files(&handle, selection)
-        .await
-        .map_err(EngineError::Internal)?;
-    if handle.is_paused() {
-        session
-            .unpause(&handle)
-            .await
-            .map_err(EngineError::Internal)?;
-    }
+    let handle = match response {
+        AddTorrentResponse::Added(_, handle) => handle,
+        AddTorrentResponse::AlreadyManaged(_, handle) => {
+            // Restored by librqbit's persistence with its old selection: set ours.
+            set_selection(session, &handle, selection).await?;
+            if handle.is_paused() {
+                session
+                    .unpause(&handle)
+                    .await
+                    .map_err(EngineError::Internal)?;
+            }
+            handle
+        }
+        AddTorrentResponse::ListOnly(_) => {
+            return Err(EngineError::Internal(anyhow::anyhow!(
+                "torrent was not added"
+            )))
+        }
+    };
     Ok(handle)
+}
+
+/// Sets `only_files` once the torrent has finished initialising (librqbit refuses before).
+async fn set_selection(
+    session: &Arc<Session>,
+    handle: &ManagedTorrentHandle,
+    selection: &std::collections::HashSet<usize>,
+) -> Result<(), EngineError> {
+    let wait = std::time::Duration::from_secs(600);
+    tokio::time::timeout(wait, handle.wait_until_initialized())
+        .await
+        .map_err(|_| EngineError::Internal(anyhow::anyhow!("torrent initialisation timed out")))?
+        .map_err(EngineError::Internal)?;
+    session
+        .update_only_files(handle, selection)
+        .await
+        .map_err(EngineError::Internal)
 }
 
 /// Reads `[start, start+len)` of a file through an ordinary reader so librqbit fetches it

@@ -79,8 +79,11 @@ impl FromRequest<AppState> for TorrentRequest {
             let source = parse_torrent(bytes, &limits)?;
             return Ok(Self {
                 source,
-                file: file_from_query(&query)?,
-                peers: Vec::new(),
+                file: file_from_query(&query),
+                peers: parse_peers(
+                    query_values(&query, "peers")
+                        .flat_map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>()),
+                )?,
             });
         }
         if !content_type.is_empty() && !content_type.starts_with("application/json") {
@@ -109,14 +112,37 @@ impl FromRequest<AppState> for TorrentRequest {
     }
 }
 
-fn file_from_query(query: &str) -> Result<Option<FileSelector>, AppError> {
-    let file = url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "file")
-        .map(|(_, v)| v.into_owned());
-    Ok(file.map(|f| match f.parse::<usize>() {
-        Ok(index) => FileSelector::Index(index),
-        Err(_) => FileSelector::Path(f),
-    }))
+fn query_values<'a>(query: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(move |(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn file_from_query(query: &str) -> Option<FileSelector> {
+    query_values(query, "file")
+        .next()
+        .map(|f| match f.parse::<usize>() {
+            Ok(index) => FileSelector::Index(index),
+            Err(_) => FileSelector::Path(f),
+        })
+}
+
+fn parse_peers(peers: impl IntoIterator<Item = String>) -> Result<Vec<SocketAddr>, AppError> {
+    let peers: Vec<String> = peers
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .take(MAX_PEERS + 1)
+        .collect();
+    if peers.len() > MAX_PEERS {
+        return Err(bad(format!("at most {MAX_PEERS} peers")));
+    }
+    peers
+        .iter()
+        .map(|p| {
+            p.parse()
+                .map_err(|_| bad(format!("peer {p:?} is not ip:port")))
+        })
+        .collect()
 }
 
 async fn read_body(req: Request, limit: usize, too_large: ErrorCode) -> Result<Bytes, AppError> {

@@ -32,11 +32,15 @@ pub fn decide(range: Option<&str>, if_range: Option<&str>, etag: &str, len: u64)
     let Ok(parsed) = http_range_header::parse_range_header(range) else {
         // The parser refuses a zero suffix, which RFC 9110 calls unsatisfiable.
         let zero_suffix = range.trim().eq_ignore_ascii_case("bytes=-0");
-        return if zero_suffix { RangeDecision::Unsatisfiable } else { RangeDecision::Full };
+        return if zero_suffix {
+            RangeDecision::Unsatisfiable
+        } else {
+            RangeDecision::Full
+        };
     };
-    let reversed = parsed.ranges.iter().any(|r| {
-        matches!((r.start, r.end), (StartPosition::Index(s), EndPosition::Index(e)) if e < s)
-    });
+    let reversed = parsed.ranges.iter().any(
+        |r| matches!((r.start, r.end), (StartPosition::Index(s), EndPosition::Index(e)) if e < s),
+    );
     if reversed {
         // `last-pos < first-pos` makes the header invalid: ignore it.
         return RangeDecision::Full;

@@ -235,7 +235,10 @@ impl Streams {
         };
         let phase = match outcome {
             Ok(meta) => Phase::Ready(meta),
-            Err(err) => Phase::Failed(failure_of(&err)),
+            Err(err) => {
+                tracing::warn!(stream = %id, error = %format!("{err:#}"), "stream failed to start");
+                Phase::Failed(failure_of(&err))
+            }
         };
         self.settle(&id, &phase);
         let _ = tx.send(phase);

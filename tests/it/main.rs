@@ -1,0 +1,9 @@
+//! Magnetar's integration suite: one binary, real librqbit sessions on 127.0.0.1 (a seeder
+//! and the server under test, DHT off), real HTTP over sockets, real ffprobe and mpv.
+
+mod support;
+
+mod errors;
+mod playback;
+mod players;
+mod streams;

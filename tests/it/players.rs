@@ -1,0 +1,89 @@
+//! Real players on the signed URL: mpv seeks into a moov-at-end MP4; ffprobe reads an MKV.
+
+use std::{process::Stdio, time::Duration};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mpv_plays_a_moov_at_end_mp4_from_a_seek() {
+    let mpv = require_tool("mpv", "mpv");
+    let root = tempfile::tempdir().unwrap();
+    let (_seeder, seeded) = seed(&fixtures().join("moov-at-end.mp4"), None).await;
+    let server = TestServer::start(&root.path().join("data")).await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let url = server.direct(&stream);
+    let run = tokio::process::Command::new(mpv)
+        .args([
+            "--no-config",
+            "--ytdl=no",
+            "--vo=null",
+            "--ao=null",
+            "--frames=50",
+            "--start=30",
+            "--msg-level=all=info",
+        ])
+        .arg(&url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("mpv finishes")
+        .expect("mpv runs");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "mpv failed:\n{log}");
+    assert!(
+        log.contains("Video --vid=1") && log.contains("h264"),
+        "mpv saw the H.264 track:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ffprobe_reads_an_mkv_through_the_signed_url() {
+    let ffprobe = require_tool("ffprobe", "ffmpeg");
+    let root = tempfile::tempdir().unwrap();
+    let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
+    let server = TestServer::start(&root.path().join("data")).await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    assert!(stream["file"]["path"].as_str().unwrap().ends_with(".mkv"));
+    let run = tokio::process::Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(server.direct(&stream))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("ffprobe finishes")
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probe: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codecs: Vec<_> = probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_name"].clone())
+        .collect();
+    assert_eq!(codecs, vec!["h264", "ac3"]);
+    let duration: f64 = probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((duration - 20.0).abs() < 0.5, "duration {duration}");
+}

@@ -1,0 +1,220 @@
+//! Shared helpers: a real seeder session, the real server on 127.0.0.1:0 with a temporary
+//! data folder (DHT off), real HTTP with reqwest, generated test data, and external tools
+//! that must be installed (a missing tool fails the test with the install command).
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use magnetar::{config::Config, seeder::Seeder};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// A running Magnetar on loopback.
+pub struct TestServer {
+    pub base: String,
+    pub config: Config,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// The test configuration: loopback only, DHT off, short waits.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config::defaults().expect("defaults");
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.storage.data_dir = data_dir.to_owned();
+    config.engine.dht = false;
+    config.engine.peer_listen = "127.0.0.1:0".into();
+    config.engine.metadata_wait = Duration::from_secs(10);
+    config.engine.stall_timeout = Duration::from_secs(20);
+    config.auth.leeway = Duration::ZERO;
+    config
+}
+
+impl TestServer {
+    /// Starts a server on `data_dir` with `tweak` applied to the test configuration.
+    pub async fn start_with(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+        let mut config = test_config(data_dir);
+        tweak(&mut config);
+        let shutdown = CancellationToken::new();
+        let running = magnetar::start(config.clone(), shutdown.clone())
+            .await
+            .expect("server starts");
+        let base = format!("http://{}", running.addr);
+        let task = tokio::spawn(running.wait());
+        Self {
+            base,
+            config,
+            shutdown,
+            task,
+        }
+    }
+
+    pub async fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, |_| {}).await
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("server stops in time")
+            .expect("server task")
+            .expect("server ran cleanly");
+    }
+
+    /// An API token for `user`.
+    pub fn token(&self, user: &str) -> String {
+        magnetar::api_keys(&self.config)
+            .unwrap()
+            .issue(user, Duration::from_secs(3600))
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// POSTs a magnet (and optional extra JSON fields) as `user`.
+    pub async fn post_magnet(&self, user: &str, body: Value) -> (StatusCode, Value) {
+        let response = client()
+            .post(self.url("/api/v1/streams"))
+            .bearer_auth(self.token(user))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        json_of(response).await
+    }
+
+    /// GETs an API path as `user`.
+    pub async fn get_api(&self, user: &str, path: &str) -> (StatusCode, Value) {
+        let response = client()
+            .get(self.url(path))
+            .bearer_auth(self.token(user))
+            .send()
+            .await
+            .unwrap();
+        json_of(response).await
+    }
+
+    /// Creates a stream from a magnet and returns its JSON (asserting 201).
+    pub async fn stream_of(&self, user: &str, magnet: &str) -> Value {
+        let (status, body) = self
+            .post_magnet(user, serde_json::json!({ "magnet": magnet }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// The absolute direct URL of a stream JSON.
+    pub fn direct(&self, stream: &Value) -> String {
+        self.url(stream["urls"]["direct"].as_str().expect("direct url"))
+    }
+}
+
+/// A client with bounded timeouts.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Status and JSON body of a response.
+pub async fn json_of(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// Asserts an error answer: status and code.
+pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status.as_u16(), want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so every byte position is distinctive.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes `files` (relative path, bytes) under a new folder `name` in `root`.
+pub fn write_tree(root: &Path, name: &str, files: &[(&str, Vec<u8>)]) -> PathBuf {
+    let dir = root.join(name);
+    for (path, bytes) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    dir
+}
+
+/// The committed fixtures folder.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Fails (never skips) when an external tool is missing.
+pub fn require_tool(tool: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!("`{tool}` is required for this test: install it with `apt-get install -y {package}`")
+    })
+}
+
+/// Starts a seeder and seeds `path`.
+pub async fn seed(path: &Path, upload_bps: Option<u32>) -> (Seeder, magnetar::seeder::Seeded) {
+    let seeder = Seeder::start(upload_bps).await.expect("seeder starts");
+    let seeded = seeder.seed(path).await.expect("seeding");
+    (seeder, seeded)
+}
+
+/// GETs a URL with an optional Range header; returns status, headers and body.
+pub async fn fetch(
+    url: &str,
+    range: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut request = client().get(url);
+    if let Some(range) = range {
+        request = request.header("Range", range);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap().to_vec();
+    (status, headers, body)
+}
