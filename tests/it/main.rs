@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cli;
 mod errors;
 mod playback;
 mod players;

@@ -1,0 +1,2 @@
+//! Placeholder; the streaming benchmark is being written.
+fn main() {}

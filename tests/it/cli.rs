@@ -1,0 +1,137 @@
+//! The `magnetar` binary: token, config (redacted), invalid config, and the demo's playable URL.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::support::*;
+
+fn magnetar(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_magnetar"));
+    command.env("MAGNETAR__STORAGE__DATA_DIR", data_dir);
+    command
+}
+
+#[test]
+fn token_prints_a_jwt_the_server_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = magnetar(dir.path())
+        .args(["token", "--user", "carol", "--ttl", "1h"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let mut config = test_config(dir.path());
+    config.storage.data_dir = dir.path().to_owned();
+    let caller = magnetar::api_keys(&config)
+        .unwrap()
+        .verify(token.trim())
+        .unwrap();
+    assert_eq!(caller.user, "carol");
+    let secret = dir.path().join("jwt.secret");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(secret).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn config_prints_effective_values_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = magnetar(dir.path())
+        .arg("config")
+        .env("MAGNETAR__AUTH__JWT_SECRET", "super-secret-value")
+        .env("MAGNETAR__SERVER__LISTEN", "127.0.0.1:9999")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("listen = \"127.0.0.1:9999\""), "{text}");
+    assert!(!text.contains("super-secret-value"), "{text}");
+    assert!(text.contains("<redacted>"));
+}
+
+#[test]
+fn invalid_config_names_the_key_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, named) in [
+        (
+            "MAGNETAR__ENGINE__METADATA_WAIT",
+            "soonish",
+            "metadata_wait",
+        ),
+        ("MAGNETAR__SERVER__LISTEN", "not-an-address", "listen"),
+        ("MAGNETAR__ENGINE__MAX_READERS", "10", "engine.max_readers"),
+    ] {
+        let out = magnetar(dir.path())
+            .arg("config")
+            .env(key, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{key}={value} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.to_lowercase().contains(named), "{key}: {err}");
+    }
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[engine]\nno_such_key = 1\n").unwrap();
+    let out = magnetar(dir.path())
+        .args(["config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_key"));
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_prints_a_url_that_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Child(
+        magnetar(dir.path())
+            .arg("demo")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("MAGNETAR__SERVER__LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut url = None;
+    while url.is_none() && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            url = line.trim().strip_prefix("mpv ").map(str::to_owned);
+        }
+    }
+    let url = url.expect("the demo prints an mpv URL within 60 s");
+    let (status, headers, body) = fetch(&url, Some("bytes=0-7")).await;
+    assert_eq!(status.as_u16(), 206, "{url}");
+    assert_eq!(headers["content-type"], "video/mp4");
+    assert_eq!(&body[4..8], b"ftyp", "an MP4 starts with its ftyp box");
+}
