@@ -71,6 +71,8 @@ pub struct Engine {
     torrents: torrents::Torrents,
     metas: moka::sync::Cache<String, Arc<TorrentMeta>>,
     readers: Arc<Semaphore>,
+    /// Pin readers have their own, smaller pool so they never take a player's slot.
+    pins: Arc<Semaphore>,
     config: Arc<Config>,
     cancel: CancellationToken,
 }
@@ -86,6 +88,7 @@ impl Engine {
             torrents: torrents::Torrents::new(),
             metas: moka::sync::Cache::new(4096),
             readers: Arc::new(Semaphore::new(config.engine.max_readers)),
+            pins: Arc::new(Semaphore::new(session::pin_slots(&config))),
             config,
             cancel,
         })
@@ -201,7 +204,7 @@ impl Engine {
 
     /// Starts (or shares) the torrent for `file` and pins the file's head and tail.
     pub async fn acquire(
-        &self,
+        self: &Arc<Self>,
         meta: &Arc<TorrentMeta>,
         file: usize,
         peers: &[SocketAddr],
@@ -216,45 +219,55 @@ impl Engine {
             .acquire(&self.session, meta, file, opts)
             .await?;
         if let Some((_, cancel)) = acquired {
-            self.pin_head_and_tail(meta, file, cancel).await;
+            self.pin_head_and_tail(meta, file, cancel);
         }
         Ok(())
     }
 
-    async fn pin_head_and_tail(&self, meta: &TorrentMeta, file: usize, cancel: CancellationToken) {
+    /// Starts background readers over the file's head and tail; they hold pin slots (never
+    /// player slots) and end when read, when the torrent is released, or at the deadline.
+    fn pin_head_and_tail(
+        self: &Arc<Self>,
+        meta: &TorrentMeta,
+        file: usize,
+        cancel: CancellationToken,
+    ) {
         let Some(size) = meta.file(file).map(|f| f.size) else {
             return;
         };
         let head = self.config.engine.head_pin_bytes.min(size);
         let tail = self.config.engine.tail_pin_bytes.min(size - head);
-        let deadline = self.config.engine.metadata_timeout;
-        for (start, len) in [(0, head), (size - tail, tail)] {
-            if len == 0 {
-                continue;
-            }
-            match self.open_reader(&meta.info_hash, file).await {
-                Ok(reader) => {
-                    let cancel = cancel.child_token();
-                    tokio::spawn(torrents::pin_range(reader, start, len, deadline, cancel));
+        for (start, len) in [(0, head), (size - tail, tail)]
+            .into_iter()
+            .filter(|r| r.1 > 0)
+        {
+            let Ok(permit) = self.pins.clone().try_acquire_owned() else {
+                tracing::debug!("all pin slots busy; not pinning");
+                return;
+            };
+            let engine = self.clone();
+            let info_hash = meta.info_hash.clone();
+            let cancel = cancel.child_token();
+            tokio::spawn(async move {
+                let deadline = engine.config.engine.metadata_timeout;
+                match engine.open_with(permit, &info_hash, file).await {
+                    Ok(reader) => torrents::pin_range(reader, start, len, deadline, cancel).await,
+                    Err(err) => tracing::debug!(error = %err, "cannot pin"),
                 }
-                Err(err) => tracing::warn!(error = %err, "cannot pin"),
-            }
+            });
         }
     }
 
     /// Drops a stream's reference on the torrent.
     pub async fn release(&self, meta: &TorrentMeta, file: usize) -> Result<(), EngineError> {
-        let delete = self.config.storage.delete_data_on_release;
+        let delete = self
+            .config
+            .storage
+            .delete_data_on_release
+            .then(|| self.download_folder(&meta.info_hash));
         self.torrents
             .release(&self.session, meta, file, delete)
-            .await?;
-        if delete && !self.torrents.held().await.contains(&meta.info_hash) {
-            let folder = self.download_folder(&meta.info_hash);
-            if folder.exists() {
-                let _ = tokio::fs::remove_dir_all(folder).await;
-            }
-        }
-        Ok(())
+            .await
     }
 
     fn download_folder(&self, info_hash: &str) -> PathBuf {
@@ -277,6 +290,15 @@ impl Engine {
             .await
             .map_err(|_| EngineError::Busy)?
             .map_err(|_| EngineError::Busy)?;
+        self.open_with(permit, info_hash, file).await
+    }
+
+    async fn open_with(
+        &self,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        info_hash: &str,
+        file: usize,
+    ) -> Result<TorrentReader, EngineError> {
         let handle = self.handle(info_hash).ok_or(EngineError::NotActive)?;
         let stall = self.config.engine.stall_timeout;
         let stream = tokio::time::timeout(stall, handle.stream(file))

@@ -2,7 +2,8 @@
 //!
 //! The session-wide semaphore librqbit sizes from `runtime_worker_threads` is also held by
 //! every open `FileStream` (the "8-stream freeze"), so it is sized far above our own reader
-//! cap; `Engine` caps readers itself.
+//! cap (player readers + pin readers + room for librqbit's own disk work); `Engine` caps
+//! readers itself.
 
 use std::{path::Path, sync::Arc};
 
@@ -44,13 +45,18 @@ pub async fn build_session(
             peer_opts: Some(peer_options(config)),
             ..Default::default()
         }),
-        runtime_worker_threads: Some(engine.max_readers * 2 + 64),
+        runtime_worker_threads: Some(engine.max_readers + pin_slots(config) + 64),
         peer_limit: Some(engine.peer_limit),
         cancellation_token: Some(cancel.child_token()),
         client_name_and_version: Some(format!("magnetar {}", env!("CARGO_PKG_VERSION"))),
         ..Default::default()
     };
     Session::new_with_opts(data_dir.join(DOWNLOADS_DIR), opts).await
+}
+
+/// Readers reserved for head/tail pins (outside `engine.max_readers`).
+pub fn pin_slots(config: &Config) -> usize {
+    config.engine.max_readers / 2
 }
 
 /// Per-peer connection options: the in-flight request window steers seek latency.

@@ -83,13 +83,15 @@ impl Torrents {
         Ok(Some((handle, cancel)))
     }
 
-    /// Drops a reference; the last one removes the torrent from the session.
+    /// Drops a reference; the last one removes the torrent from the session and, when
+    /// `delete_folder` is given, its download folder (under the lock, so a concurrent re-add
+    /// never loses its files).
     pub async fn release(
         &self,
         session: &Arc<Session>,
         meta: &TorrentMeta,
         file: usize,
-        delete_data: bool,
+        delete_folder: Option<PathBuf>,
     ) -> Result<(), EngineError> {
         let mut entries = self.entries.lock().await;
         let Some(entry) = entries.get_mut(&meta.info_hash) else {
@@ -113,9 +115,15 @@ impl Torrents {
         entry.cancel.cancel();
         let id = librqbit::api::TorrentIdOrHash::Id(entry.handle.id());
         session
-            .delete(id, delete_data)
+            .delete(id, delete_folder.is_some())
             .await
-            .map_err(EngineError::Internal)
+            .map_err(EngineError::Internal)?;
+        if let Some(folder) = delete_folder.filter(|f| f.exists()) {
+            if let Err(err) = tokio::fs::remove_dir_all(&folder).await {
+                tracing::warn!(error = %err, "cannot remove a released torrent's folder");
+            }
+        }
+        Ok(())
     }
 
     /// Info-hashes currently held.
