@@ -38,6 +38,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/api/v1/openapi.yaml", get(openapi))
         .route(
             "/api/v1/streams",
             post(api::create_stream).get(api::list_streams),
@@ -65,6 +66,16 @@ pub fn router(state: AppState) -> Router {
 
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The API description, kept next to the router.
+pub const OPENAPI: &str = include_str!("openapi.yaml");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        OPENAPI,
+    )
 }
 
 async fn not_found() -> AppError {

@@ -206,10 +206,23 @@ async fn a_swarm_that_goes_silent_answers_stream_stalled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn health_answers_without_auth() {
+async fn health_and_the_api_description_answer_without_auth() {
     let root = tempfile::tempdir().unwrap();
     let server = TestServer::start(&root.path().join("data")).await;
     let (status, body) = json_of(client().get(server.url("/health")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
+    let (status, _, spec) = fetch(&server.url("/api/v1/openapi.yaml"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let spec = String::from_utf8(spec).unwrap();
+    for path in [
+        "/api/v1/streams:",
+        "/api/v1/streams/{id}:",
+        "/api/v1/streams/{id}/refresh:",
+        "/api/v1/torrents/parse:",
+        "/s/{token}/{file}:",
+        "/s/{token}/playlist.m3u:",
+    ] {
+        assert!(spec.contains(path), "the OpenAPI document lists {path}");
+    }
 }
