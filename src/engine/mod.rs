@@ -73,6 +73,9 @@ pub struct Engine {
     readers: Arc<Semaphore>,
     /// Pin readers have their own, smaller pool so they never take a player's slot.
     pins: Arc<Semaphore>,
+    /// Running pins per (info-hash, file): a player's reader cancels them, since from then on
+    /// its own position steers librqbit and pins would only compete with its seek target.
+    pinning: std::sync::Mutex<std::collections::HashMap<(String, usize), CancellationToken>>,
     config: Arc<Config>,
     cancel: CancellationToken,
 }
@@ -89,6 +92,7 @@ impl Engine {
             metas: moka::sync::Cache::new(4096),
             readers: Arc::new(Semaphore::new(config.engine.max_readers)),
             pins: Arc::new(Semaphore::new(session::pin_slots(&config))),
+            pinning: Default::default(),
             config,
             cancel,
         })
@@ -237,6 +241,11 @@ impl Engine {
         };
         let head = self.config.engine.head_pin_bytes.min(size);
         let tail = self.config.engine.tail_pin_bytes.min(size - head);
+        let cancel = cancel.child_token();
+        self.pinning
+            .lock()
+            .expect("pinning lock")
+            .insert((meta.info_hash.clone(), file), cancel.clone());
         for (start, len) in [(0, head), (size - tail, tail)]
             .into_iter()
             .filter(|r| r.1 > 0)
@@ -260,6 +269,8 @@ impl Engine {
 
     /// Drops a stream's reference on the torrent.
     pub async fn release(&self, meta: &TorrentMeta, file: usize) -> Result<(), EngineError> {
+        let key = (meta.info_hash.clone(), file);
+        self.pinning.lock().expect("pinning lock").remove(&key);
         let delete = self
             .config
             .storage
@@ -278,13 +289,21 @@ impl Engine {
             .join(info_hash)
     }
 
-    /// Opens a reader on a file of an active torrent, waiting up to `engine.reader_wait`
-    /// for a free slot.
+    /// Opens a player's reader on a file of an active torrent, waiting up to
+    /// `engine.reader_wait` for a free slot. The file's pins end: the player steers now.
     pub async fn open_reader(
         &self,
         info_hash: &str,
         file: usize,
     ) -> Result<TorrentReader, EngineError> {
+        let pins = self
+            .pinning
+            .lock()
+            .expect("pinning lock")
+            .remove(&(info_hash.to_owned(), file));
+        if let Some(pins) = pins {
+            pins.cancel();
+        }
         let wait = self.config.engine.reader_wait;
         let permit = tokio::time::timeout(wait, self.readers.clone().acquire_owned())
             .await
