@@ -66,7 +66,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { config } => {
             let config = Config::load(config.as_deref())?;
             init_tracing();
-            runtime()?.block_on(magnetar::run(config, shutdown_on_signal()))
+            runtime()?.block_on(async { magnetar::run(config, shutdown_on_signal()).await })
         }
         Command::Token { user, ttl, config } => {
             let config = Config::load(config.as_deref())?;
@@ -107,7 +107,7 @@ fn init_tracing() {
         .init();
 }
 
-/// A token cancelled on Ctrl-C or SIGTERM.
+/// A token cancelled on Ctrl-C or SIGTERM. Call it inside the runtime.
 fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();

@@ -135,3 +135,65 @@ async fn demo_prints_a_url_that_plays() {
     assert_eq!(headers["content-type"], "video/mp4");
     assert_eq!(&body[4..8], b"ftyp", "an MP4 starts with its ftyp box");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_health_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Child(
+        magnetar(dir.path())
+            .arg("serve")
+            .env("MAGNETAR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("MAGNETAR__ENGINE__DHT", "false")
+            .env("MAGNETAR__ENGINE__PEER_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let health = format!("http://127.0.0.1:{port}/health");
+    let mut healthy = false;
+    for _ in 0..100 {
+        if let Ok(response) = client().get(&health).send().await {
+            healthy = response.status().is_success();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(healthy, "`magnetar serve` answers /health");
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve stops within 20 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut log = String::new();
+    use std::io::Read;
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        status.success(),
+        "clean exit after SIGTERM: {status}\n{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
