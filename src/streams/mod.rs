@@ -3,8 +3,11 @@
 //! issued for each stream, and persistence across restarts. Torrent work is the engine's;
 //! HTTP shapes are `view`'s.
 
+mod playback;
 pub mod record;
 pub mod view;
+
+pub use playback::PlaybackError;
 
 use std::{
     collections::HashMap,
@@ -17,7 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    auth::{now_secs, AuthError, PlaybackGrant, PlaybackKeys},
+    auth::{now_secs, PlaybackKeys},
     engine::{
         files::{select_file, FileSelector},
         source::{parse_magnet, TorrentSource},
@@ -115,6 +118,7 @@ impl Streams {
     /// The caller's existing stream of this torrent+file, or a new one. Waits up to
     /// `engine.metadata_wait` for metadata; a failure within the wait is returned (and the
     /// stream forgotten), a longer resolution answers with the stream still resolving.
+    #[tracing::instrument(skip_all, fields(user = %user, info_hash = %source.info_hash))]
     pub async fn create(
         self: &Arc<Self>,
         user: &str,
@@ -215,6 +219,7 @@ impl Streams {
         rx
     }
 
+    #[tracing::instrument(skip_all, fields(stream = %id, info_hash = %source.info_hash))]
     async fn resolve(
         self: Arc<Self>,
         id: String,
@@ -236,7 +241,7 @@ impl Streams {
         let phase = match outcome {
             Ok(meta) => Phase::Ready(meta),
             Err(err) => {
-                tracing::warn!(stream = %id, error = %format!("{err:#}"), "stream failed to start");
+                tracing::warn!(error = %format!("{err:#}"), "stream failed to start");
                 Phase::Failed(failure_of(&err))
             }
         };
@@ -341,6 +346,7 @@ impl Streams {
     }
 
     /// Stops and forgets the stream; its tokens stop working at once.
+    #[tracing::instrument(skip(self))]
     pub async fn delete(&self, user: &str, id: &str) -> Result<(), StreamError> {
         self.snapshot(user, id)?;
         self.forget(id).await;
@@ -359,45 +365,6 @@ impl Streams {
         }
         if let Err(err) = self.persist() {
             tracing::error!(error = %err, "cannot save the stream registry");
-        }
-    }
-
-    /// Resolves a playback token to its live stream, waiting up to `engine.metadata_wait`
-    /// for a stream that is still resolving.
-    pub async fn for_playback(
-        &self,
-        token: &str,
-    ) -> Result<(StreamRecord, Arc<TorrentMeta>, usize), PlaybackError> {
-        let grant: PlaybackGrant = self.keys.verify(token).map_err(PlaybackError::Auth)?;
-        let (record, mut phase) = {
-            let entries = self.entries.lock().expect("streams lock");
-            let entry = entries
-                .get(&grant.stream_id)
-                .filter(|e| e.record.user == grant.user)
-                .ok_or(PlaybackError::Stream(StreamError::NotFound))?;
-            (entry.record.clone(), entry.phase.clone())
-        };
-        let settled = tokio::time::timeout(
-            self.metadata_wait,
-            phase.wait_for(|p| !matches!(p, Phase::Resolving)),
-        )
-        .await
-        .map_err(|_| PlaybackError::Stream(StreamError::StillResolving))?
-        .map_err(|_| PlaybackError::Stream(StreamError::NotFound))?
-        .clone();
-        match settled {
-            Phase::Ready(meta) => {
-                let file = self
-                    .entries
-                    .lock()
-                    .expect("streams lock")
-                    .get(&record.id)
-                    .and_then(|e| e.record.file_index)
-                    .ok_or(PlaybackError::Stream(StreamError::NotFound))?;
-                Ok((record, meta, file))
-            }
-            Phase::Failed(failure) => Err(PlaybackError::Stream(StreamError::Failed(failure))),
-            Phase::Resolving => Err(PlaybackError::Stream(StreamError::StillResolving)),
         }
     }
 
@@ -432,15 +399,6 @@ impl Streams {
             entry.cancel.cancel();
         }
     }
-}
-
-/// Why a playback request was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum PlaybackError {
-    #[error(transparent)]
-    Auth(AuthError),
-    #[error(transparent)]
-    Stream(StreamError),
 }
 
 /// The failure recorded for an engine error.

@@ -181,13 +181,8 @@ async fn users_never_see_or_touch_each_others_streams() {
     let (_, list) = server.get_api("alice", "/api/v1/streams").await;
     assert_eq!(list["streams"].as_array().unwrap().len(), 1);
     // Deleting Bob's stream leaves Alice playing.
-    let response = client()
-        .delete(server.url(&format!("/api/v1/streams/{}", bob["id"].as_str().unwrap())))
-        .bearer_auth(server.token("bob"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let bob_id = bob["id"].as_str().unwrap();
+    assert_eq!(server.delete("bob", bob_id).await, StatusCode::NO_CONTENT);
     let (status, _, body) = fetch(&server.direct(&alice), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body == big);
@@ -207,13 +202,7 @@ async fn delete_revokes_playback_urls_at_once() {
     );
 
     let id = stream["id"].as_str().unwrap();
-    let response = client()
-        .delete(server.url(&format!("/api/v1/streams/{id}")))
-        .bearer_auth(server.token("alice"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(server.delete("alice", id).await, StatusCode::NO_CONTENT);
     let (status, body) = json_of(client().get(&direct).send().await.unwrap()).await;
     assert_error(status, &body, 404, "STREAM_NOT_FOUND");
     let (status, body) = server

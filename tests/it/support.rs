@@ -118,6 +118,17 @@ impl TestServer {
         body
     }
 
+    /// DELETEs a stream as `user`; returns the status.
+    pub async fn delete(&self, user: &str, id: &str) -> StatusCode {
+        client()
+            .delete(self.url(&format!("/api/v1/streams/{id}")))
+            .bearer_auth(self.token(user))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     /// The absolute direct URL of a stream JSON.
     pub fn direct(&self, stream: &Value) -> String {
         self.url(stream["urls"]["direct"].as_str().expect("direct url"))
