@@ -4,6 +4,7 @@
 //! elsewhere; this module knows torrents, files and bytes.
 
 pub mod files;
+pub mod pins;
 pub mod quality;
 pub mod reader;
 pub mod session;
@@ -52,6 +53,7 @@ pub struct TorrentMeta {
     pub info_hash: String,
     pub name: String,
     pub files: Vec<TorrentFile>,
+    pub piece_length: u64,
     pub torrent_bytes: Bytes,
     pub trackers: Vec<String>,
     pub seen_peers: Vec<SocketAddr>,
@@ -189,6 +191,7 @@ impl Engine {
             name: source.name.unwrap_or_else(|| source.info_hash.clone()),
             info_hash: source.info_hash,
             files: source.files.unwrap_or_default(),
+            piece_length: source.piece_length,
             torrent_bytes,
             trackers: source.trackers,
             seen_peers,
@@ -239,17 +242,16 @@ impl Engine {
         let Some(size) = meta.file(file).map(|f| f.size) else {
             return;
         };
-        let head = self.config.engine.head_pin_bytes.min(size);
-        let tail = self.config.engine.tail_pin_bytes.min(size - head);
+        let cfg = &self.config.engine;
+        let head = pins::head_steps(size, cfg.head_pin_bytes);
+        let head_len = head.last().map(|r| r.1).unwrap_or(0);
+        let tail = pins::tail_steps(size, head_len, meta.piece_length, cfg.tail_pin_bytes);
         let cancel = cancel.child_token();
         self.pinning
             .lock()
             .expect("pinning lock")
             .insert((meta.info_hash.clone(), file), cancel.clone());
-        for (start, len) in [(0, head), (size - tail, tail)]
-            .into_iter()
-            .filter(|r| r.1 > 0)
-        {
+        for steps in [tail, head].into_iter().filter(|s| !s.is_empty()) {
             let Ok(permit) = self.pins.clone().try_acquire_owned() else {
                 tracing::debug!("all pin slots busy; not pinning");
                 return;
@@ -260,7 +262,7 @@ impl Engine {
             tokio::spawn(async move {
                 let deadline = engine.config.engine.metadata_timeout;
                 match engine.open_with(permit, &info_hash, file).await {
-                    Ok(reader) => torrents::pin_range(reader, start, len, deadline, cancel).await,
+                    Ok(reader) => pins::run(reader, steps, deadline, cancel).await,
                     Err(err) => tracing::debug!(error = %err, "cannot pin"),
                 }
             });

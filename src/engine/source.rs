@@ -57,6 +57,8 @@ pub struct TorrentSource {
     pub peers: Vec<SocketAddr>,
     /// Known for .torrent input; `None` for a magnet until its metadata resolves.
     pub files: Option<Vec<TorrentFile>>,
+    /// Bytes per piece (0 until known).
+    pub piece_length: u64,
     pub kind: SourceKind,
 }
 
@@ -112,6 +114,7 @@ pub fn parse_magnet(input: &str, limits: &SourceLimits) -> Result<TorrentSource,
         trackers,
         peers,
         files: None,
+        piece_length: 0,
         kind: SourceKind::Magnet(canonical),
     })
 }
@@ -139,6 +142,7 @@ pub fn parse_torrent(bytes: Bytes, limits: &SourceLimits) -> Result<TorrentSourc
         trackers,
         peers: Vec::new(),
         files: Some(files),
+        piece_length: torrent.piece_length as u64,
         kind: SourceKind::Torrent(bytes),
     })
 }

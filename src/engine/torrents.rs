@@ -1,8 +1,7 @@
 //! Torrents shared by streams: one librqbit torrent per info-hash, reference-counted per
 //! file, with `only_files` the union of the files streams use (plus their subtitles). The
-//! first use of a file pins its head and tail (container header, MP4 `moov`, MKV Cues) by
-//! reading them through ordinary readers, which librqbit fetches first. The last release
-//! removes the torrent from the session.
+//! first use of a file reports it so the engine can pin its head and tail. The last release
+//! removes the torrent from the session. Pins themselves are `pins`'.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -13,7 +12,6 @@ use std::{
 use librqbit::{AddTorrent, AddTorrentOptions, AddTorrentResponse, Session};
 
 use super::TorrentHandle as ManagedTorrentHandle;
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{files::companions, EngineError, TorrentMeta};
@@ -205,37 +203,4 @@ async fn set_selection(
         .update_only_files(handle, selection)
         .await
         .map_err(EngineError::Internal)
-}
-
-/// Reads `[start, start+len)` of a file through an ordinary reader so librqbit fetches it
-/// first, then lets the reader go. Bounded by `deadline` and `cancel`.
-pub(crate) async fn pin_range(
-    mut reader: super::reader::TorrentReader,
-    start: u64,
-    len: u64,
-    deadline: std::time::Duration,
-    cancel: CancellationToken,
-) {
-    let work = async {
-        reader.seek_to(start).await?;
-        let mut remaining = len;
-        let mut buf = vec![0u8; 64 * 1024];
-        while remaining > 0 {
-            let want = buf.len().min(remaining as usize);
-            let got = reader.read(&mut buf[..want]).await?;
-            if got == 0 {
-                break;
-            }
-            remaining -= got as u64;
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    tokio::select! {
-        _ = cancel.cancelled() => {}
-        result = tokio::time::timeout(deadline, work) => {
-            if let Ok(Err(err)) = result {
-                tracing::debug!(error = %err, "pin read ended early");
-            }
-        }
-    }
 }

@@ -1,0 +1,135 @@
+//! Head and tail pins: before a player arrives, fetch the bytes it will ask for first — the
+//! container header at the start and the index at the end (MP4 `moov`, MKV Cues) — by
+//! reading them through ordinary librqbit readers, whose windows librqbit serves first.
+//!
+//! A reader's window runs forward from its position to the end of the file, so a tail pin
+//! that simply read forward from `len - 4 MiB` would fetch the index last (and on a small
+//! file, half the file first). The tail is therefore read backwards, one piece at a time:
+//! each step's window holds exactly the next missing piece. Pins are sized to the file and
+//! end when a player's reader opens (the player steers from then on).
+
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use super::reader::TorrentReader;
+
+/// A pin takes at most this fraction of the file at the head (1/32) and tail (1/8)…
+const HEAD_SHARE: u64 = 32;
+const TAIL_SHARE: u64 = 8;
+/// …but never less than this (a container header or a short index).
+const MIN_PIN: u64 = 64 * 1024;
+
+/// The byte ranges `[start, end)` a pin reads, in order.
+pub type Steps = Vec<(u64, u64)>;
+
+/// The head pin: one forward range from 0.
+pub fn head_steps(size: u64, head_max: u64) -> Steps {
+    let len = (size / HEAD_SHARE)
+        .clamp(MIN_PIN, head_max.max(MIN_PIN))
+        .min(size)
+        .min(head_max);
+    if len == 0 {
+        return Vec::new();
+    }
+    vec![(0, len)]
+}
+
+/// The tail pin: piece-sized ranges from the end backwards, not overlapping the head.
+pub fn tail_steps(size: u64, head_len: u64, piece_len: u64, tail_max: u64) -> Steps {
+    let len = (size / TAIL_SHARE)
+        .clamp(MIN_PIN, tail_max.max(MIN_PIN))
+        .min(tail_max)
+        .min(size.saturating_sub(head_len));
+    let step = piece_len.max(16 * 1024);
+    let floor = size - len;
+    let mut steps = Vec::new();
+    let mut end = size;
+    while end > floor {
+        let start = end.saturating_sub(step).max(floor);
+        steps.push((start, end));
+        end = start;
+    }
+    steps
+}
+
+/// Reads `steps` through `reader` so librqbit fetches them first; stops at `cancel` or the
+/// deadline. Dropping the reader at the end frees its window and its slot.
+pub async fn run(
+    mut reader: TorrentReader,
+    steps: Steps,
+    deadline: Duration,
+    cancel: CancellationToken,
+) {
+    let work = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        for (start, end) in steps {
+            reader.seek_to(start).await?;
+            let mut remaining = end - start;
+            while remaining > 0 {
+                let want = buf.len().min(remaining as usize);
+                let got = reader.read(&mut buf[..want]).await?;
+                if got == 0 {
+                    return Ok(());
+                }
+                remaining -= got as u64;
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        result = tokio::time::timeout(deadline, work) => {
+            if let Ok(Err(err)) = result {
+                tracing::debug!(error = %err, "pin read ended early");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn a_large_file_pins_the_configured_head_and_tail() {
+        assert_eq!(head_steps(4096 * MIB, 2 * MIB), vec![(0, 2 * MIB)]);
+        let tail = tail_steps(4096 * MIB, 2 * MIB, 2 * MIB, 4 * MIB);
+        assert_eq!(
+            tail,
+            vec![(4094 * MIB, 4096 * MIB), (4092 * MIB, 4094 * MIB)]
+        );
+    }
+
+    #[test]
+    fn a_small_file_pins_a_share_of_it_tail_first_from_the_end() {
+        let size = 7 * MIB;
+        let head = head_steps(size, 2 * MIB);
+        assert_eq!(head, vec![(0, size / 32)]);
+        let tail = tail_steps(size, size / 32, 256 * 1024, 4 * MIB);
+        assert_eq!(
+            tail.first(),
+            Some(&(size - 256 * 1024, size)),
+            "the last piece first"
+        );
+        assert_eq!(tail.last().unwrap().0, size - size / 8);
+        assert!(
+            tail.windows(2).all(|w| w[1].1 == w[0].0),
+            "contiguous, walking backwards"
+        );
+    }
+
+    #[test]
+    fn tiny_and_empty_files_never_overlap_or_overflow() {
+        assert_eq!(head_steps(0, 2 * MIB), Vec::new());
+        assert_eq!(head_steps(10_000, 2 * MIB), vec![(0, 10_000)]);
+        assert_eq!(tail_steps(10_000, 10_000, 16 * 1024, 4 * MIB), Vec::new());
+        let tail = tail_steps(100_000, 64 * 1024, 16 * 1024, 4 * MIB);
+        assert!(tail
+            .iter()
+            .all(|&(s, e)| s >= 64 * 1024 && e <= 100_000 && s < e));
+    }
+}
