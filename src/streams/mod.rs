@@ -135,7 +135,11 @@ impl Streams {
             None => None,
         };
         if let Some(existing) = self.find_existing(user, &source.info_hash, chosen, &requested) {
-            return Ok((existing, Created::Existing));
+            if !matches!(existing.phase, Phase::Failed(_)) {
+                return Ok((existing, Created::Existing));
+            }
+            // Asking again after a failure is a retry.
+            self.forget(&existing.record.id).await;
         }
         let id = record::new_stream_id();
         let token = self.keys.issue(user, &id).map_err(|_| StreamError::Token)?;

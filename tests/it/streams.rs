@@ -264,6 +264,16 @@ async fn a_magnet_nobody_seeds_resolves_then_times_out() {
     assert_eq!(polled["error"]["code"], "METADATA_TIMEOUT");
     let (status, body) = json_of(client().get(play).send().await.unwrap()).await;
     assert_error(status, &body, 504, "METADATA_TIMEOUT");
+    // Asking again retries: a new stream, resolving again.
+    let (status, retry) = server.post_magnet("alice", json!({"magnet": magnet})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{retry}");
+    assert_ne!(retry["id"], stream["id"]);
+    let (_, list) = server.get_api("alice", "/api/v1/streams").await;
+    assert_eq!(
+        list["streams"].as_array().unwrap().len(),
+        1,
+        "the failed stream is replaced"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
