@@ -1,0 +1,139 @@
+//! Streaming benchmark: Magnetar against baselines measured in the same run, on 127.0.0.1.
+//!
+//! Run: `scripts/bench` (checks nginx, mpv and ffmpeg first) or `cargo bench --bench stream`;
+//! `-- a b b2 c d` picks figures. It prints a line per run, then a table: each figure, its
+//! baseline, its goal. Nothing is asserted: a missed goal reads `MISS`, a figure that broke
+//! reads `ERROR` (and the exit status is 1). A full run takes about 4 minutes once built.
+//!
+//! The server under test is the real binary (`magnetar serve`, a child process with a fresh
+//! data folder, DHT off); the swarm is an in-process [`Seeder`] of files generated here
+//! (deterministic bytes; every byte read is checked).
+//! - (a) POST magnet → first byte of the direct URL (`Range: bytes=0-`), 64 MiB file, 5 runs;
+//!   baseline: rqbit alone (`add_torrent` with `initial_peers`, `stream`, first read).
+//! - (b) seeder at 2 MB/s: read from the start for 3 s (so the seeder's one-second burst
+//!   allowance is spent, as when someone watches, then seeks), then a new request at 70% of
+//!   the file → first byte; baseline: the same on one rqbit `FileStream` (seek, read).
+//!   A reader gets only verified pieces, so this runs with librqbit's default 2 MiB pieces
+//!   and again with 256 KiB pieces.
+//! - (b′) `mpv --start=60` into a moov-at-end MP4 (made by ffmpeg) from a 256 KiB/s seeder,
+//!   2 MiB and 256 KiB pieces. Baseline: the bytes mpv needs, counted by nginx serving the
+//!   same file at 256 KiB/s, as time at that rate; also the whole pieces covering those
+//!   ranges (the floor for any torrent client), and nginx's own times (capped / full speed).
+//! - (c) warm random 1 MiB ranges over 16 connections against nginx on the same file,
+//!   3 alternating rounds.
+//! - (d) 200 concurrent 2 MiB readers across 4 fresh torrents: completion, bytes, RSS.
+//!
+//! Rate limits present in the server's configuration are turned off (a note says which):
+//! this measures the engine, not the policy.
+//!
+//! This file owns the entry point, the figure list and the knobs the figures share; the
+//! modules:
+//! - [`first_byte`]: figures (a) and (b); [`player`]: (b′); [`load`]: (c) and (d).
+//! - [`server`]: `magnetar serve` as a child process and the API calls on it.
+//! - [`swarm`]: generated data, the in-process seeder, and rqbit alone as the baseline.
+//! - [`nginx`]: the nginx baseline; [`process`]: child processes and one-shot tools.
+//! - [`client`]: range requests whose bodies are checked; [`report`]: rows and the table.
+//!
+//! [`Seeder`]: magnetar::seeder::Seeder
+
+mod client;
+mod first_byte;
+mod load;
+mod nginx;
+mod player;
+mod process;
+mod report;
+mod server;
+mod swarm;
+
+use std::{
+    future::Future,
+    pin::Pin,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, Result};
+use tokio::time::timeout;
+
+use report::{row, secs, Row};
+
+const MIB: u64 = 1 << 20;
+/// The seeder's rate in (b′), and nginx's on `/capped/`.
+const SLOW_BPS: u32 = 256 * 1024;
+/// The small piece length that (b) and (b′) run with besides librqbit's default.
+const SMALL_PIECE: u32 = 256 * 1024;
+/// How long (b) reads from the start before it seeks.
+const PLAY: Duration = Duration::from_secs(3);
+/// The bound on one step: a run's measurement, an HTTP request, an mpv run.
+const STEP: Duration = Duration::from_secs(120);
+
+type Figure = Pin<Box<dyn Future<Output = Result<Vec<Row>>>>>;
+
+fn main() -> ExitCode {
+    let args = std::env::args().skip(1);
+    let keys: Vec<String> = args.filter(|a| !a.starts_with('-')).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    match runtime.map(|runtime| runtime.block_on(run_all(&keys))) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("bench: no tokio runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the figures picked by `keys` (all when empty) and prints the table; false if any
+/// figure broke.
+async fn run_all(keys: &[String]) -> bool {
+    let off = server::turn_limits_off().await;
+    if !off.is_empty() {
+        println!("note: server limits off for the benchmark: {off:?}");
+    }
+    let figures: [(&str, Figure); 5] = [
+        ("a", Box::pin(first_byte::figure_a())),
+        ("b", Box::pin(first_byte::figure_b())),
+        ("b2", Box::pin(player::figure_b2())),
+        ("c", Box::pin(load::figure_c())),
+        ("d", Box::pin(load::figure_d())),
+    ];
+    let (mut rows, mut ok) = (Vec::new(), true);
+    for (key, figure) in figures {
+        if !keys.is_empty() && !keys.iter().any(|k| k == key) {
+            continue;
+        }
+        let started = Instant::now();
+        let limit = Duration::from_secs(900);
+        let result = within(limit, "figure timed out (15 min)", figure).await;
+        println!("({key}) done in {:.0} s", secs(started.elapsed()));
+        match result {
+            Ok(more) => rows.extend(more),
+            Err(err) => {
+                println!("({key}) ERROR: {err:#}");
+                rows.push(row(&format!("({key})"), "ERROR", "-", "-", None));
+                ok = false;
+            }
+        }
+    }
+    println!();
+    report::print_table(&rows);
+    ok
+}
+
+/// `work`'s result, or an error saying `timed_out` once `limit` has passed.
+async fn within<T>(
+    limit: Duration,
+    timed_out: &str,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let result = timeout(limit, work).await;
+    result.unwrap_or_else(|_| Err(anyhow!("{timed_out}")))
+}
+
+/// Waits up to 10 s for a stop (a seeder's, a session's, a child's); a slow one is left.
+async fn wait_stopped(stopping: impl Future) {
+    let _ = timeout(Duration::from_secs(10), stopping).await;
+}
