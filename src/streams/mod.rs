@@ -147,6 +147,7 @@ impl Streams {
             id: id.clone(),
             user: user.to_owned(),
             info_hash: source.info_hash.clone(),
+            name: source.name.clone(),
             magnet: format!("magnet:?xt=urn:btih:{}", source.info_hash),
             requested,
             peers: source.peers.clone(),

@@ -13,6 +13,9 @@ pub struct StreamRecord {
     pub id: String,
     pub user: String,
     pub info_hash: String,
+    /// The name known before metadata (a magnet's `dn`).
+    #[serde(default)]
+    pub name: Option<String>,
     /// Canonical magnet (for .torrent input, the metadata is kept in `torrents/`).
     pub magnet: String,
     #[serde(default)]

@@ -84,7 +84,7 @@ pub fn render(snapshot: &StreamSnapshot, status: Option<&FileStatus>, base: &str
     StreamView {
         id: record.id.clone(),
         info_hash: record.info_hash.clone(),
-        name: meta.map(|m| m.name.clone()),
+        name: meta.map(|m| m.name.clone()).or_else(|| record.name.clone()),
         state,
         error: failure,
         file: chosen.map(|f| FileView {

@@ -247,12 +247,16 @@ async fn a_magnet_nobody_seeds_resolves_then_times_out() {
     .await;
     // A tracker nobody answers on: resolution keeps trying until the timeout.
     let magnet = format!(
-        "magnet:?xt=urn:btih:{}&tr=http%3A%2F%2F127.0.0.1%3A9%2Fannounce",
+        "magnet:?xt=urn:btih:{}&dn=Lost.Film&tr=http%3A%2F%2F127.0.0.1%3A9%2Fannounce",
         "c".repeat(40)
     );
     let (status, stream) = server.post_magnet("alice", json!({"magnet": magnet})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{stream}");
     assert_eq!(stream["state"], "resolving");
+    assert_eq!(
+        stream["name"], "Lost.Film",
+        "the magnet's dn names it while resolving"
+    );
     let play = server.url(stream["urls"]["play"].as_str().unwrap());
 
     tokio::time::sleep(Duration::from_secs(3)).await;
