@@ -67,6 +67,8 @@ pub struct EngineConfig {
     pub metadata_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub stall_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub first_byte_wait: Duration,
     pub max_readers: usize,
     #[serde(with = "humantime_serde")]
     pub reader_wait: Duration,

@@ -335,6 +335,14 @@ impl Engine {
         self.session.get(TorrentIdOrHash::Hash(id))
     }
 
+    /// Peers connected to the torrent right now.
+    pub fn live_peers(&self, info_hash: &str) -> u32 {
+        self.handle(info_hash)
+            .and_then(|h| h.live())
+            .map(|live| live.stats_snapshot().peer_stats.live)
+            .unwrap_or(0)
+    }
+
     /// Live progress of one file.
     pub fn file_status(&self, meta: &TorrentMeta, file: usize) -> status::FileStatus {
         status::file_status(&self.api, self.handle(&meta.info_hash).as_ref(), meta, file)

@@ -25,29 +25,62 @@ pub enum BodyError {
     Io(#[from] std::io::Error),
 }
 
-/// Seeks to `start`, waits for the first chunk (so a dead swarm is an error status, not a
-/// hanging 206), then streams `len` bytes in total.
+/// How long a body may wait: for its first bytes before headers go out anyway (when peers
+/// are connected), and between any two chunks.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTiming {
+    pub first_byte_wait: Duration,
+    pub stall: Duration,
+}
+
+/// Seeks to `start` and streams `len` bytes.
+///
+/// Headers wait for the first chunk up to `first_byte_wait`. Past that, if `has_peers` says
+/// data is on its way, the response starts and the body follows: ffmpeg-based players keep
+/// their previous connection (and its reader's priority window) open until the new
+/// response's headers arrive, so holding them would waste the swarm on bytes nobody wants.
+/// With no peer, the wait goes on to the stall timeout and a dead swarm is an error status
+/// (`STREAM_STALLED`), not a hanging 206.
 pub async fn torrent_body(
     mut reader: TorrentReader,
     start: u64,
     len: u64,
-    stall: Duration,
+    timing: BodyTiming,
+    has_peers: impl FnOnce() -> bool,
     shutdown: CancellationToken,
 ) -> Result<Body, BodyError> {
     reader.seek_to(start).await?;
     let mut chunks = ReaderStream::with_capacity(reader.take(len), CHUNK);
-    let first = tokio::select! {
-        _ = shutdown.cancelled() => return Err(BodyError::Stalled),
-        first = tokio::time::timeout(stall, chunks.next()) => first,
+    let early = next_within(&mut chunks, timing.first_byte_wait, &shutdown).await;
+    let first = match early {
+        Some(first) => first,
+        None if shutdown.is_cancelled() => return Err(BodyError::Stalled),
+        None if has_peers() => {
+            return Ok(Body::from_stream(guarded(chunks, timing.stall, shutdown)));
+        }
+        None => next_within(&mut chunks, timing.stall, &shutdown)
+            .await
+            .ok_or(BodyError::Stalled)?,
     };
-    let first = match first {
-        Err(_) => return Err(BodyError::Stalled),
-        Ok(None) => Bytes::new(),
-        Ok(Some(chunk)) => chunk?,
-    };
-    let rest = guarded(chunks, stall, shutdown);
+    let first = first.transpose()?.unwrap_or_default();
+    let rest = guarded(chunks, timing.stall, shutdown);
     let all = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
     Ok(Body::from_stream(all))
+}
+
+/// The next chunk (`Some(None)` at the end), or `None` on timeout or shutdown.
+async fn next_within<S>(
+    chunks: &mut S,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> Option<Option<std::io::Result<Bytes>>>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+{
+    tokio::select! {
+        _ = shutdown.cancelled() => None,
+        next = tokio::time::timeout(wait, chunks.next()) => next.ok(),
+    }
 }
 
 fn guarded<S>(

@@ -10,7 +10,7 @@ use axum::{
 };
 
 use super::{
-    body::{torrent_body, BodyError},
+    body::{torrent_body, BodyError, BodyTiming},
     extract::PathParam,
     range::{decide, RangeDecision},
     AppState,
@@ -105,17 +105,28 @@ async fn open_body(
 ) -> Result<Body, AppError> {
     let engine = state.streams.engine();
     let reader = engine.open_reader(&meta.info_hash, file).await?;
-    let stall = state.config.engine.stall_timeout;
-    torrent_body(reader, start, count, stall, state.shutdown.clone())
-        .await
-        .map_err(|err| match err {
-            BodyError::Stalled => AppError::new(
-                ErrorCode::StreamStalled,
-                "no data arrived from the swarm in time; retry",
-            )
-            .retry_after(1),
-            BodyError::Io(err) => AppError::internal(err),
-        })
+    let timing = BodyTiming {
+        first_byte_wait: state.config.engine.first_byte_wait,
+        stall: state.config.engine.stall_timeout,
+    };
+    let has_peers = || engine.live_peers(&meta.info_hash) > 0;
+    torrent_body(
+        reader,
+        start,
+        count,
+        timing,
+        has_peers,
+        state.shutdown.clone(),
+    )
+    .await
+    .map_err(|err| match err {
+        BodyError::Stalled => AppError::new(
+            ErrorCode::StreamStalled,
+            "no data arrived from the swarm in time; retry",
+        )
+        .retry_after(1),
+        BodyError::Io(err) => AppError::internal(err),
+    })
 }
 
 fn matches_none_match(headers: &HeaderMap, etag: &str) -> bool {

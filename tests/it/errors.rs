@@ -195,6 +195,16 @@ async fn a_swarm_that_goes_silent_answers_stream_stalled() {
     .await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
     seeder.stop().await;
+    let id = stream["id"].as_str().unwrap();
+    for _ in 0..100 {
+        let (_, now) = server
+            .get_api("alice", &format!("/api/v1/streams/{id}"))
+            .await;
+        if now["progress"]["peers"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let response = client()
         .get(server.direct(&stream))
         .header("Range", "bytes=5000000-5000099")
