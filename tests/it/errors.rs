@@ -58,37 +58,49 @@ async fn api_errors_have_stable_codes() {
     .await;
     assert_error(s, &b, 401, "AUTH_FAILED");
 
-    let post = |body: reqwest::Body, content_type: &'static str| {
-        client()
+    let bad_bodies: [(reqwest::Body, &str, u16, &str); 7] = [
+        ("{not json".into(), "application/json", 400, "BAD_REQUEST"),
+        (
+            "{\"file\": 1}".into(),
+            "application/json",
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "{\"magnet\": 7}".into(),
+            "application/json",
+            400,
+            "BAD_REQUEST",
+        ),
+        ("x".into(), "text/plain", 400, "BAD_REQUEST"),
+        (
+            "d4:spam".into(),
+            "application/x-bittorrent",
+            400,
+            "INVALID_TORRENT",
+        ),
+        (
+            vec![b'x'; 20_000].into(),
+            "application/x-bittorrent",
+            413,
+            "TORRENT_TOO_LARGE",
+        ),
+        (
+            vec![b' '; 70_000].into(),
+            "application/json",
+            400,
+            "BAD_REQUEST",
+        ),
+    ];
+    for (body, content_type, status, code) in bad_bodies {
+        let request = client()
             .post(&streams)
             .bearer_auth(&token)
             .header("Content-Type", content_type)
-            .body(body)
-    };
-    let (s, b) = json_of(
-        post("{not json".into(), "application/json")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_error(s, &b, 400, "BAD_REQUEST");
-    let (s, b) = json_of(
-        post("{\"file\": 1}".into(), "application/json")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_error(s, &b, 400, "BAD_REQUEST");
-    let (s, b) = json_of(
-        post("{\"magnet\": 7}".into(), "application/json")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_error(s, &b, 400, "BAD_REQUEST");
+            .body(body);
+        let (s, b) = json_of(request.send().await.unwrap()).await;
+        assert_error(s, &b, status, code);
+    }
     for magnet in ["http://x", "magnet:?xt=urn:btih:123", "magnet:?dn=x"] {
         let (s, b) = server.post_magnet("alice", json!({"magnet": magnet})).await;
         assert_error(s, &b, 400, "INVALID_MAGNET");
@@ -96,24 +108,6 @@ async fn api_errors_have_stable_codes() {
     let bad_peer =
         json!({"magnet": format!("magnet:?xt=urn:btih:{}", "a".repeat(40)), "peers": ["nope"]});
     let (s, b) = server.post_magnet("alice", bad_peer).await;
-    assert_error(s, &b, 400, "BAD_REQUEST");
-    let (s, b) = json_of(
-        post("d4:spam".into(), "application/x-bittorrent")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_error(s, &b, 400, "INVALID_TORRENT");
-    let (s, b) = json_of(
-        post(vec![b'x'; 20_000].into(), "application/x-bittorrent")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_error(s, &b, 413, "TORRENT_TOO_LARGE");
-    let (s, b) = json_of(post("x".into(), "text/plain").send().await.unwrap()).await;
     assert_error(s, &b, 400, "BAD_REQUEST");
 
     let (s, b) = server.get_api("alice", "/api/v1/streams/st_nope").await;
