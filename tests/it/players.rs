@@ -1,4 +1,5 @@
-//! Real players on the signed URL: mpv seeks into a moov-at-end MP4; ffprobe reads an MKV.
+//! Real players on the signed URL: mpv seeks into a moov-at-end MP4; ffprobe reads an MKV;
+//! VLC plays the M3U playlist.
 
 use std::{process::Stdio, time::Duration};
 
@@ -86,4 +87,65 @@ async fn ffprobe_reads_an_mkv_through_the_signed_url() {
         .parse()
         .unwrap();
     assert!((duration - 20.0).abs() < 0.5, "duration {duration}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vlc_plays_the_m3u_playlist() {
+    let cvlc = require_tool("cvlc", "vlc-bin vlc-plugin-base");
+    let root = tempfile::tempdir().unwrap();
+    let (_seeder, seeded) = seed(&fixtures().join("faststart.mp4"), None).await;
+    let server = TestServer::start(&root.path().join("data")).await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let m3u = server.url(stream["urls"]["m3u"].as_str().unwrap());
+    // VLC refuses to run as root, and exits 0 even when playback fails: run it as `nobody`
+    // when we are root, and read its log.
+    let mut command = if running_as_root() {
+        let mut c = tokio::process::Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(cvlc);
+        c
+    } else {
+        tokio::process::Command::new(cvlc)
+    };
+    command
+        .args([
+            "-vv", "--intf", "dummy", "--vout", "dummy", "--aout", "dummy",
+        ])
+        .args([
+            "--play-and-exit",
+            "--run-time",
+            "2",
+            "--no-sub-autodetect-file",
+        ])
+        .arg(&m3u)
+        .env("HOME", "/tmp")
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("vlc finishes")
+        .expect("vlc runs");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.contains("HTTP/1.1 206 Partial Content"),
+        "VLC fetched the file by range:\n{log}"
+    );
+    assert!(
+        log.contains("mp4 demux debug: found 2 tracks"),
+        "VLC demuxed the MP4:\n{log}"
+    );
+    assert!(
+        log.contains("codec (h264) started"),
+        "VLC decoded H.264:\n{log}"
+    );
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
