@@ -110,11 +110,6 @@ impl Engine {
         }
     }
 
-    /// The TCP port peers connect to, when listening.
-    pub fn peer_port(&self) -> Option<u16> {
-        self.session.listen_addr().map(|a| a.port())
-    }
-
     /// Metadata already known (memory or disk), without touching the network.
     pub fn known_meta(&self, info_hash: &str) -> Option<Arc<TorrentMeta>> {
         if let Some(meta) = self.metas.get(info_hash) {
@@ -326,8 +321,7 @@ impl Engine {
             .await
             .map_err(|_| EngineError::Stalled)?
             .map_err(EngineError::Internal)?;
-        let len = stream.len();
-        Ok(TorrentReader::new(Box::new(stream), len, permit))
+        Ok(TorrentReader::new(Box::new(stream), permit))
     }
 
     pub(crate) fn handle(&self, info_hash: &str) -> Option<TorrentHandle> {
@@ -363,11 +357,6 @@ impl Engine {
                 tracing::warn!(error = %format!("{err:#}"), "cannot remove a stale torrent");
             }
         }
-    }
-
-    /// Readers open right now (pins included).
-    pub fn open_readers(&self) -> usize {
-        self.config.engine.max_readers - self.readers.available_permits()
     }
 
     /// Stops the session.

@@ -23,27 +23,15 @@ impl<T: AsyncRead + AsyncSeek + Send + Unpin> ReadSeek for T {}
 /// An open reader on one file of a torrent.
 pub struct TorrentReader {
     inner: Pin<Box<dyn ReadSeek>>,
-    len: u64,
     _permit: OwnedSemaphorePermit,
 }
 
 impl TorrentReader {
-    pub(crate) fn new(inner: Box<dyn ReadSeek>, len: u64, permit: OwnedSemaphorePermit) -> Self {
+    pub(crate) fn new(inner: Box<dyn ReadSeek>, permit: OwnedSemaphorePermit) -> Self {
         Self {
             inner: Box::into_pin(inner),
-            len,
             _permit: permit,
         }
-    }
-
-    /// The file's length in bytes.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// True for an empty file.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Moves the read position (and librqbit's priority window) to `offset`.
