@@ -60,9 +60,9 @@ pub struct TorrentMeta {
 }
 
 impl TorrentMeta {
-    /// The file with this index.
+    /// The file with this index (files are stored in index order).
     pub fn file(&self, index: usize) -> Option<&TorrentFile> {
-        self.files.iter().find(|f| f.index == index)
+        self.files.get(index).filter(|f| f.index == index)
     }
 }
 
