@@ -1,7 +1,7 @@
 //! Real players on the signed URL: mpv seeks into a moov-at-end MP4; ffprobe reads an MKV;
 //! VLC plays the M3U playlist.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -13,31 +13,19 @@ async fn mpv_plays_a_moov_at_end_mp4_from_a_seek() {
     let server = TestServer::start(&root.path().join("data")).await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
     let url = server.direct(&stream);
-    let run = tokio::process::Command::new(mpv)
-        .args([
-            "--no-config",
-            "--ytdl=no",
-            "--vo=null",
-            "--ao=null",
-            "--frames=50",
-            "--start=30",
-            "--msg-level=all=info",
-        ])
-        .arg(&url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("mpv finishes")
-        .expect("mpv runs");
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "mpv failed:\n{log}");
+    let mut mpv = tokio::process::Command::new(mpv);
+    mpv.args([
+        "--no-config",
+        "--ytdl=no",
+        "--vo=null",
+        "--ao=null",
+        "--frames=50",
+        "--start=30",
+        "--msg-level=all=info",
+    ])
+    .arg(&url);
+    let (status, log) = run_tool(mpv, 90).await;
+    assert_eq!(status.code(), Some(0), "mpv failed:\n{log}");
     assert!(
         log.contains("Video --vid=1") && log.contains("h264"),
         "mpv saw the H.264 track:\n{log}"
@@ -117,17 +105,8 @@ async fn vlc_plays_the_m3u_playlist() {
             "--no-sub-autodetect-file",
         ])
         .arg(&m3u)
-        .env("HOME", "/tmp")
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(60), command.output())
-        .await
-        .expect("vlc finishes")
-        .expect("vlc runs");
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("HOME", "/tmp");
+    let (_, log) = run_tool(command, 60).await;
     assert!(
         log.contains("HTTP/1.1 206 Partial Content"),
         "VLC fetched the file by range:\n{log}"

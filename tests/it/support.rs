@@ -229,3 +229,25 @@ pub async fn fetch(
     let body = response.bytes().await.unwrap().to_vec();
     (status, headers, body)
 }
+
+/// Runs an external tool to completion within `secs`; returns its exit status and its
+/// stdout + stderr as one log.
+pub async fn run_tool(
+    mut command: tokio::process::Command,
+    secs: u64,
+) -> (std::process::ExitStatus, String) {
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(secs), command.output())
+        .await
+        .expect("the tool finishes in time")
+        .expect("the tool runs");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status, log)
+}
