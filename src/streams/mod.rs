@@ -80,6 +80,9 @@ pub struct Streams {
     engine: Arc<Engine>,
     keys: Arc<PlaybackKeys>,
     entries: Mutex<HashMap<String, Entry>>,
+    /// Held while a snapshot is taken and written, so saves never interleave and the last
+    /// one written is the newest.
+    save_lock: Mutex<()>,
     path: PathBuf,
     metadata_wait: Duration,
     metadata_timeout: Duration,
@@ -98,6 +101,7 @@ impl Streams {
             engine,
             keys,
             entries: Mutex::new(HashMap::new()),
+            save_lock: Mutex::new(()),
             path,
             metadata_wait: config.engine.metadata_wait,
             metadata_timeout: config.engine.metadata_timeout,
@@ -379,6 +383,7 @@ impl Streams {
     }
 
     fn persist(&self) -> Result<(), StreamError> {
+        let _saving = self.save_lock.lock().expect("save lock");
         let records: Vec<StreamRecord> = {
             let entries = self.entries.lock().expect("streams lock");
             entries.values().map(|e| e.record.clone()).collect()

@@ -1,7 +1,7 @@
 //! What is remembered about a stream across restarts, and the file it is kept in
 //! (`data_dir/streams.json`, written atomically, mode 0600 since it holds playback tokens).
 
-use std::{net::SocketAddr, os::unix::fs::OpenOptionsExt, path::Path};
+use std::{io::Write, net::SocketAddr, path::Path};
 
 use serde::{Deserialize, Serialize};
 
@@ -59,26 +59,23 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<StreamRecord>> {
     }
 }
 
-/// Writes the registry atomically (temporary file, then rename).
+/// Writes the registry atomically: a uniquely named temporary file (mode 0600) in the same
+/// folder, synced, then renamed over `path`. Concurrent saves never trip over each other.
 pub fn save(path: &Path, streams: Vec<StreamRecord>) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(&StoreFile {
         version: 1,
         streams,
     })
     .map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(tmp, path)
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::Builder::new()
+        .prefix(".streams.")
+        .suffix(".tmp")
+        .tempfile_in(folder)?;
+    file.write_all(&bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// A new random stream id (`st_` + 20 hex characters).
@@ -87,4 +84,30 @@ pub fn new_stream_id() -> String {
     let mut raw = [0u8; 10];
     rand::thread_rng().fill_bytes(&mut raw);
     format!("st_{}", hex::encode(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_saves_all_succeed_and_leave_a_private_readable_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("streams.json");
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..25 {
+                        save(&path, Vec::new()).expect("save");
+                    }
+                });
+            }
+        });
+        assert!(load(&path).unwrap().is_empty());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary files left behind");
+    }
 }

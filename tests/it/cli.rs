@@ -107,9 +107,9 @@ async fn demo_prints_a_url_that_plays() {
             .arg("demo")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("MAGNETAR__SERVER__LISTEN", "127.0.0.1:0")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("demo.log")).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -129,8 +129,13 @@ async fn demo_prints_a_url_that_plays() {
             url = line.trim().strip_prefix("mpv ").map(str::to_owned);
         }
     }
-    let url = url.expect("the demo prints an mpv URL within 60 s");
-    let (status, headers, body) = fetch(&url, Some("bytes=0-7")).await;
+    let log = || std::fs::read_to_string(dir.path().join("demo.log")).unwrap_or_default();
+    let url = url.unwrap_or_else(|| panic!("the demo prints an mpv URL within 60 s:\n{}", log()));
+    let response = client().get(&url).header("Range", "bytes=0-7").send().await;
+    let response = response.unwrap_or_else(|e| panic!("{url}: {e}\ndemo log:\n{}", log()));
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap();
     assert_eq!(status.as_u16(), 206, "{url}");
     assert_eq!(headers["content-type"], "video/mp4");
     assert_eq!(&body[4..8], b"ftyp", "an MP4 starts with its ftyp box");
