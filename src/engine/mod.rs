@@ -3,6 +3,7 @@
 //! open capped readers, and report per-file progress. HTTP and stream bookkeeping live
 //! elsewhere; this module knows torrents, files and bytes.
 
+pub mod disk;
 pub mod files;
 pub mod pins;
 pub mod quality;
@@ -20,7 +21,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use reader::TorrentReader;
+use reader::{Source, TorrentReader};
 use source::{parse_torrent, SourceError, SourceKind, SourceLimits, TorrentFile, TorrentSource};
 
 /// A torrent inside the librqbit session.
@@ -288,11 +289,8 @@ impl Engine {
 
     /// Opens a player's reader on a file of an active torrent, waiting up to
     /// `engine.reader_wait` for a free slot. The file's pins end: the player steers now.
-    pub async fn open_reader(
-        &self,
-        info_hash: &str,
-        file: usize,
-    ) -> Result<TorrentReader, EngineError> {
+    /// A file already complete on disk is read from there directly ([`disk`]).
+    pub async fn open_reader(&self, info_hash: &str, file: usize) -> Result<Source, EngineError> {
         let pins = self
             .pinning
             .lock()
@@ -306,7 +304,30 @@ impl Engine {
             .await
             .map_err(|_| EngineError::Busy)?
             .map_err(|_| EngineError::Busy)?;
-        self.open_with(permit, info_hash, file).await
+        if let Some(path) = self.complete_file(info_hash, file) {
+            match std::fs::File::open(&path) {
+                Ok(opened) => return Ok(Source::Disk(disk::DiskFile::new(opened, permit))),
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), error = %err, "complete file unreadable; reading through the torrent")
+                }
+            }
+        }
+        self.open_with(permit, info_hash, file)
+            .await
+            .map(Source::Swarm)
+    }
+
+    /// Where a file lives on disk, if every piece of it is verified.
+    fn complete_file(&self, info_hash: &str, file: usize) -> Option<std::path::PathBuf> {
+        let handle = self.handle(info_hash)?;
+        let (len, relative) = handle
+            .with_metadata(|m| {
+                let info = m.file_infos.get(file)?;
+                Some((info.len, info.relative_filename.clone()))
+            })
+            .ok()??;
+        let done = handle.stats().file_progress.get(file).copied();
+        (done == Some(len)).then(|| handle.output_folder().join(relative))
     }
 
     async fn open_with(

@@ -49,3 +49,10 @@ impl AsyncRead for TorrentReader {
         self.inner.as_mut().poll_read(cx, buf)
     }
 }
+
+/// What a player's body reads from: the torrent (waits on the swarm, steers priority) or,
+/// for a file already complete, the disk.
+pub enum Source {
+    Swarm(TorrentReader),
+    Disk(super::disk::DiskFile),
+}

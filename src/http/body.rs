@@ -1,20 +1,23 @@
 //! Response bodies read from a torrent, which can wait on the swarm: every chunk must come
 //! within the stall timeout or the body ends (the player reconnects with a Range request),
 //! and shutdown ends it too. The reader lives inside the body, so a client that goes away
-//! drops it at once and its priority window stops being urgent.
+//! drops it at once and its priority window stops being urgent. Complete files come
+//! straight from disk under the same guards.
 
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::{stream::BoxStream, Stream, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio_util::{io::ReaderStream, sync::CancellationToken};
 
-use crate::engine::reader::TorrentReader;
+use crate::engine::reader::Source;
 
 /// Bytes per chunk read from the torrent.
 const CHUNK: usize = 256 * 1024;
+/// Bytes per chunk read from a complete file (one blocking-pool hop each).
+const DISK_CHUNK: usize = 512 * 1024;
 
 /// Why the first chunk did not come.
 #[derive(Debug, thiserror::Error)]
@@ -42,15 +45,20 @@ pub struct BodyTiming {
 /// With no peer, the wait goes on to the stall timeout and a dead swarm is an error status
 /// (`STREAM_STALLED`), not a hanging 206.
 pub async fn torrent_body(
-    mut reader: TorrentReader,
+    source: Source,
     start: u64,
     len: u64,
     timing: BodyTiming,
     has_peers: impl FnOnce() -> bool,
     shutdown: CancellationToken,
 ) -> Result<Body, BodyError> {
-    reader.seek_to(start).await?;
-    let mut chunks = ReaderStream::with_capacity(reader.take(len), CHUNK);
+    let mut chunks: BoxStream<'static, std::io::Result<Bytes>> = match source {
+        Source::Swarm(mut reader) => {
+            reader.seek_to(start).await?;
+            ReaderStream::with_capacity(reader.take(len), CHUNK).boxed()
+        }
+        Source::Disk(file) => file.chunks(start, len, DISK_CHUNK),
+    };
     let early = next_within(&mut chunks, timing.first_byte_wait, &shutdown).await;
     let first = match early {
         Some(first) => first,

@@ -104,14 +104,14 @@ async fn open_body(
     count: u64,
 ) -> Result<Body, AppError> {
     let engine = state.streams.engine();
-    let reader = engine.open_reader(&meta.info_hash, file).await?;
+    let source = engine.open_reader(&meta.info_hash, file).await?;
     let timing = BodyTiming {
         first_byte_wait: state.config.engine.first_byte_wait,
         stall: state.config.engine.stall_timeout,
     };
     let has_peers = || engine.live_peers(&meta.info_hash) > 0;
     torrent_body(
-        reader,
+        source,
         start,
         count,
         timing,
