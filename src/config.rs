@@ -41,6 +41,10 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub public_url: String,
+    /// Proxies (IPs or CIDR ranges) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// Origins allowed by CORS (`*` for any); empty sends no CORS headers.
+    pub cors_origins: Vec<String>,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
 }
@@ -82,7 +86,13 @@ pub struct EngineConfig {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
+    /// Algorithms accepted for API tokens: `HS256`, `RS256`, `EdDSA`.
+    pub algorithms: Vec<String>,
     pub jwt_secret: String,
+    pub public_key_file: PathBuf,
+    pub private_key_file: PathBuf,
+    pub issuer: String,
+    pub audience: String,
     pub playback_secret: String,
     #[serde(with = "humantime_serde")]
     pub playback_ttl: Duration,
@@ -93,7 +103,12 @@ pub struct AuthConfig {
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
+            .field("algorithms", &self.algorithms)
             .field("jwt_secret", &redact(&self.jwt_secret))
+            .field("public_key_file", &self.public_key_file)
+            .field("private_key_file", &self.private_key_file)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
             .field("playback_secret", &redact(&self.playback_secret))
             .field("playback_ttl", &self.playback_ttl)
             .field("leeway", &self.leeway)
@@ -105,6 +120,18 @@ impl std::fmt::Debug for AuthConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
+    pub api_per_minute: u32,
+    pub api_burst: u32,
+    pub streams_per_minute: u32,
+    pub content_per_second: u32,
+    pub content_burst: u32,
+    pub unauthenticated_per_minute: u32,
+    pub auth_failures_per_minute: u32,
+    pub max_streams_per_user: usize,
+    pub max_streams: usize,
+    pub user_egress_bps: u64,
+    pub torrent_download_bps: u32,
+    pub torrent_upload_bps: u32,
     pub max_torrent_bytes: usize,
     pub max_json_bytes: usize,
     pub max_files: usize,
@@ -180,6 +207,17 @@ impl Config {
                 return Err(invalid(key, "must be longer than 0s"));
             }
         }
+        crate::limits::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|e| invalid("server.trusted_proxies", &e))?;
+        for origin in &self.server.cors_origins {
+            if origin != "*" && !is_origin(origin) {
+                return Err(invalid(
+                    "server.cors_origins",
+                    &format!("{origin:?} is not \"*\" or an origin like https://example.com"),
+                ));
+            }
+        }
+        self.validate_auth()?;
         if self.engine.metadata_timeout < self.engine.metadata_wait {
             return Err(invalid(
                 "engine.metadata_timeout",
@@ -187,6 +225,33 @@ impl Config {
             ));
         }
         Ok(self)
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: String| ConfigError::Invalid { key, reason };
+        let auth = &self.auth;
+        if auth.algorithms.is_empty() {
+            return Err(invalid(
+                "auth.algorithms",
+                "list at least one algorithm".into(),
+            ));
+        }
+        for name in &auth.algorithms {
+            if !matches!(name.as_str(), "HS256" | "RS256" | "EdDSA") {
+                return Err(invalid(
+                    "auth.algorithms",
+                    format!("{name:?} is not one of \"HS256\", \"RS256\", \"EdDSA\""),
+                ));
+            }
+        }
+        let asymmetric = auth.algorithms.iter().any(|a| a != "HS256");
+        if asymmetric && auth.public_key_file.as_os_str().is_empty() {
+            return Err(invalid(
+                "auth.public_key_file",
+                "required when auth.algorithms lists RS256 or EdDSA".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// `engine.peer_listen` parsed; `None` when listening is off.
@@ -205,6 +270,15 @@ impl Config {
         shown.auth.playback_secret = redact(&self.auth.playback_secret).to_owned();
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
+}
+
+/// `scheme://host[:port]` with nothing after it, as browsers send in `Origin`.
+fn is_origin(origin: &str) -> bool {
+    url::Url::parse(origin).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && origin.trim_end_matches('/') == u.origin().ascii_serialization()
+    })
 }
 
 #[cfg(test)]

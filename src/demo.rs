@@ -33,10 +33,11 @@ pub async fn run(
     let seeder = Seeder::start(None).await?;
     let running = crate::start(config, shutdown.clone()).await?;
     let base = format!("http://{}", running.addr);
-    let token = running
-        .state
-        .api_keys
-        .issue(DEMO_USER, std::time::Duration::from_secs(24 * 3600))?;
+    let token = running.state.api_keys.issue(
+        DEMO_USER,
+        crate::auth::Role::User,
+        std::time::Duration::from_secs(24 * 3600),
+    )?;
     println!("Magnetar demo on {base}\n");
     for name in ["moov-at-end.mp4", "faststart.mp4", "mkv"] {
         let path = fixtures.join(name);

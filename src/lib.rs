@@ -20,6 +20,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod seeder;
 pub mod streams;
 
@@ -46,15 +47,38 @@ pub struct Running {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// The API key set for a configuration (generating the secret on first use).
+/// The API key set for a configuration: the HS256 secret (generated on first use) when HS256
+/// is allowed, the PEM keys named in `[auth]` otherwise.
 pub fn api_keys(config: &Config) -> anyhow::Result<ApiKeys> {
-    let secret = configured_or_stored(
-        &config.auth.jwt_secret,
-        &config.storage.data_dir,
-        JWT_SECRET_FILE,
-    )
-    .context("cannot read or create the JWT secret")?;
-    Ok(ApiKeys::hs256(&secret, config.auth.leeway))
+    let auth = &config.auth;
+    let secret = if auth.algorithms.iter().any(|a| a == "HS256") {
+        let secret =
+            configured_or_stored(&auth.jwt_secret, &config.storage.data_dir, JWT_SECRET_FILE)
+                .context("cannot read or create the JWT secret")?;
+        Some(secret)
+    } else {
+        None
+    };
+    let read = |path: &std::path::Path, key: &str| -> anyhow::Result<Option<Vec<u8>>> {
+        if path.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        std::fs::read(path)
+            .map(Some)
+            .with_context(|| format!("cannot read {key} {}", path.display()))
+    };
+    let keys = auth::api_token::KeyMaterial {
+        secret,
+        public_pem: read(&auth.public_key_file, "auth.public_key_file")?,
+        private_pem: read(&auth.private_key_file, "auth.private_key_file")?,
+    };
+    let rules = auth::api_token::TokenRules {
+        algorithms: &auth.algorithms,
+        issuer: &auth.issuer,
+        audience: &auth.audience,
+        leeway: auth.leeway,
+    };
+    ApiKeys::new(&rules, keys).map_err(anyhow::Error::msg)
 }
 
 fn playback_keys(config: &Config) -> anyhow::Result<PlaybackKeys> {
@@ -81,9 +105,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let engine = Arc::new(Engine::start(config.clone(), shutdown.child_token()).await?);
     let streams = Streams::load(engine.clone(), playback, &config)?;
     tokio::spawn(reconcile_after_resume(streams.clone()));
+    let limits = limits::Limits::new(&config)?;
+    limits.spawn_housekeeping(shutdown.clone());
     let state = AppState {
         streams,
         api_keys,
+        limits,
         config: config.clone(),
         shutdown: shutdown.clone(),
     };
@@ -94,6 +121,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let app = http::router(state.clone());
     let signal = shutdown.clone();
     let server = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { signal.cancelled().await })
             .await

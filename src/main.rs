@@ -32,6 +32,9 @@ enum Command {
         /// Lifetime, e.g. "1h", "30d".
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         ttl: Duration,
+        /// `user` or `admin` (admin may list and delete every user's streams).
+        #[arg(long, default_value = "user", value_parser = ["user", "admin"])]
+        role: String,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -68,12 +71,19 @@ fn run(command: Command) -> anyhow::Result<()> {
             init_tracing();
             runtime()?.block_on(async { magnetar::run(config, shutdown_on_signal()).await })
         }
-        Command::Token { user, ttl, config } => {
+        Command::Token {
+            user,
+            ttl,
+            role,
+            config,
+        } => {
             let config = Config::load(config.as_deref())?;
             if user.trim().is_empty() {
                 anyhow::bail!("--user must not be empty");
             }
-            println!("{}", magnetar::api_keys(&config)?.issue(&user, ttl)?);
+            let role =
+                magnetar::auth::Role::from_claim(Some(&role)).unwrap_or(magnetar::auth::Role::User);
+            println!("{}", magnetar::api_keys(&config)?.issue(&user, role, ttl)?);
             Ok(())
         }
         Command::Config { config } => {

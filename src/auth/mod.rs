@@ -6,7 +6,7 @@ pub mod api_token;
 pub mod playback;
 pub mod secrets;
 
-pub use api_token::{ApiKeys, Caller};
+pub use api_token::{ApiKeys, Caller, Role};
 pub use playback::{PlaybackGrant, PlaybackKeys};
 
 /// Why a credential was refused.
@@ -16,6 +16,9 @@ pub enum AuthError {
     Missing,
     #[error("invalid credentials")]
     Invalid,
+    /// A well-formed credential refused by a rule (algorithm, audience, issuer, `nbf`, role).
+    #[error("{0}")]
+    Refused(&'static str),
     #[error("the credential has expired")]
     Expired,
 }

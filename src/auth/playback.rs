@@ -121,7 +121,9 @@ mod tests {
         let tampered = String::from_utf8(bytes).unwrap();
         assert_eq!(k.verify(&tampered), Err(AuthError::Invalid));
         let api = super::super::ApiKeys::hs256(b"k", Duration::ZERO);
-        let api_token = api.issue("alice", Duration::from_secs(60)).unwrap();
+        let api_token = api
+            .issue("alice", crate::auth::Role::User, Duration::from_secs(60))
+            .unwrap();
         assert_eq!(k.verify(&api_token), Err(AuthError::Invalid));
     }
 }

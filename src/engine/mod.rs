@@ -216,6 +216,7 @@ impl Engine {
             output_folder: self.download_folder(&meta.info_hash),
             extra_peers: peers.to_vec(),
             peer_opts: session::peer_options(&self.config),
+            ratelimits: session::torrent_ratelimits(&self.config),
         };
         let acquired = self
             .torrents

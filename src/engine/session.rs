@@ -78,3 +78,18 @@ fn dht_config(data_dir: &Path) -> librqbit::DhtSessionConfig {
         ..Default::default()
     }
 }
+
+/// librqbit stalls a torrent capped below this many bytes per second.
+pub const MIN_TORRENT_BPS: u32 = 16 * 1024;
+
+/// Per-torrent download/upload caps from `[limits]` (0: none), raised to [`MIN_TORRENT_BPS`].
+pub fn torrent_ratelimits(config: &crate::config::Config) -> librqbit::limits::LimitsConfig {
+    let cap = |bps: u32| match bps {
+        0 => None,
+        bps => std::num::NonZeroU32::new(bps.max(MIN_TORRENT_BPS)),
+    };
+    librqbit::limits::LimitsConfig {
+        download_bps: cap(config.limits.torrent_download_bps),
+        upload_bps: cap(config.limits.torrent_upload_bps),
+    }
+}

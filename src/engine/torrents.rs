@@ -34,6 +34,7 @@ pub(crate) struct AcquireOptions {
     pub output_folder: PathBuf,
     pub extra_peers: Vec<std::net::SocketAddr>,
     pub peer_opts: librqbit::PeerConnectionOptions,
+    pub ratelimits: librqbit::limits::LimitsConfig,
 }
 
 impl Torrents {
@@ -159,6 +160,7 @@ async fn add(
         initial_peers: (!peers.is_empty()).then_some(peers),
         trackers: (!meta.trackers.is_empty()).then(|| meta.trackers.clone()),
         peer_opts: Some(opts.peer_opts),
+        ratelimits: opts.ratelimits,
         ..Default::default()
     };
     let bytes = AddTorrent::TorrentFileBytes(meta.torrent_bytes.clone());

@@ -4,7 +4,7 @@ use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 use serde::Serialize;
 
 use super::{
-    extract::{PathParam, TorrentRequest},
+    extract::{limited, PathParam, TorrentRequest},
     AppState,
 };
 use crate::{
@@ -23,6 +23,12 @@ pub async fn create_stream(
     caller: Caller,
     request: TorrentRequest,
 ) -> Result<impl IntoResponse, AppError> {
+    state
+        .limits
+        .rate
+        .creations
+        .check(&caller.user)
+        .map_err(limited)?;
     let (snapshot, created) = state
         .streams
         .create(&caller.user, request.source, request.file, request.peers)
@@ -120,7 +126,7 @@ pub async fn parse_torrent(_caller: Caller, request: TorrentRequest) -> Json<Par
     })
 }
 
-fn view(state: &AppState, snapshot: &StreamSnapshot) -> StreamView {
+pub(super) fn view(state: &AppState, snapshot: &StreamSnapshot) -> StreamView {
     let status = match (&snapshot.phase, snapshot.record.file_index) {
         (Phase::Ready(meta), Some(file)) => Some(state.streams.engine().file_status(meta, file)),
         _ => None,

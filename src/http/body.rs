@@ -4,7 +4,7 @@
 //! drops it at once and its priority window stops being urgent. Complete files come
 //! straight from disk under the same guards.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -12,7 +12,10 @@ use futures::{stream::BoxStream, Stream, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio_util::{io::ReaderStream, sync::CancellationToken};
 
-use crate::engine::reader::Source;
+use crate::{
+    engine::reader::Source,
+    limits::egress::{paced, Pacer},
+};
 
 /// Bytes per chunk read from the torrent.
 const CHUNK: usize = 256 * 1024;
@@ -50,6 +53,7 @@ pub async fn torrent_body(
     len: u64,
     timing: BodyTiming,
     has_peers: impl FnOnce() -> bool,
+    pacer: Option<Arc<Pacer>>,
     shutdown: CancellationToken,
 ) -> Result<Body, BodyError> {
     let mut chunks: BoxStream<'static, std::io::Result<Bytes>> = match source {
@@ -64,7 +68,8 @@ pub async fn torrent_body(
         Some(first) => first,
         None if shutdown.is_cancelled() => return Err(BodyError::Stalled),
         None if has_peers() => {
-            return Ok(Body::from_stream(guarded(chunks, timing.stall, shutdown)));
+            let rest = guarded(chunks, timing.stall, shutdown).boxed();
+            return Ok(Body::from_stream(pace(rest, pacer)));
         }
         None => next_within(&mut chunks, timing.stall, &shutdown)
             .await
@@ -73,7 +78,18 @@ pub async fn torrent_body(
     let first = first.transpose()?.unwrap_or_default();
     let rest = guarded(chunks, timing.stall, shutdown);
     let all = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
-    Ok(Body::from_stream(all))
+    Ok(Body::from_stream(pace(all.boxed(), pacer)))
+}
+
+/// Egress pacing comes after the stall guard: waiting for the user's budget is not a stall.
+fn pace(
+    chunks: BoxStream<'static, std::io::Result<Bytes>>,
+    pacer: Option<Arc<Pacer>>,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    match pacer {
+        Some(pacer) => paced(chunks, pacer),
+        None => chunks,
+    }
 }
 
 /// The next chunk (`Some(None)` at the end), or `None` on timeout or shutdown.

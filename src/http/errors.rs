@@ -56,6 +56,9 @@ impl From<StreamError> for AppError {
                 AppError::new(code, failure.message)
             }
             StreamError::Engine(err) => err.into(),
+            StreamError::UserQuota(_) | StreamError::ServerQuota(_) => {
+                AppError::new(ErrorCode::TooManyStreams, err.to_string())
+            }
             StreamError::Token | StreamError::Store(_) => AppError::internal(err),
         }
     }
@@ -68,6 +71,7 @@ impl From<AuthError> for AppError {
                 AppError::new(ErrorCode::AuthRequired, "a bearer token is required")
             }
             AuthError::Invalid => AppError::new(ErrorCode::AuthFailed, "invalid token"),
+            AuthError::Refused(why) => AppError::new(ErrorCode::AuthFailed, why),
             AuthError::Expired => AppError::new(ErrorCode::AuthFailed, "the token has expired"),
         }
     }

@@ -1,11 +1,16 @@
-//! Request policy as extractors: the API caller from `Authorization: Bearer`, and the body
-//! of a stream creation or parse (JSON magnet, or raw .torrent bytes), each bounded by
-//! `[limits]` and refused with our error JSON, never axum's default text.
+//! Request policy as extractors: the client's address, the API caller from
+//! `Authorization: Bearer` (with the rate limits and brute-force block that go with it), the
+//! admin, anonymous requests, and the body of a stream creation or parse (JSON magnet, or raw
+//! .torrent bytes), each bounded by `[limits]` and refused with our error JSON, never axum's
+//! default text.
 
-use std::net::SocketAddr;
+use std::{
+    convert::Infallible,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+};
 
 use axum::{
-    extract::{FromRequest, FromRequestParts, Request},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
     http::{header, request::Parts},
 };
 use bytes::Bytes;
@@ -13,35 +18,138 @@ use serde::Deserialize;
 
 use super::AppState;
 use crate::{
-    auth::{AuthError, Caller},
+    auth::{AuthError, Caller, Role},
     engine::{
         files::FileSelector,
         source::{parse_magnet, parse_torrent, TorrentSource},
     },
     error::{AppError, ErrorCode},
+    limits::rate::Wait,
 };
 
 /// Most peers a request may name.
 const MAX_PEERS: usize = 64;
 
+/// The client's address: the socket peer, or the forwarded client behind a trusted proxy.
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok());
+        Ok(Self(state.limits.proxies.client_ip(peer, forwarded)))
+    }
+}
+
+/// 429 `RATE_LIMITED` with `Retry-After`.
+pub fn limited(wait: Wait) -> AppError {
+    AppError::new(ErrorCode::RateLimited, "too many requests; retry later")
+        .retry_after(wait.retry_after_secs())
+}
+
+/// Counts a refused credential from `ip` against the IP's failure budget (an expired but
+/// genuine token is not a guess). Past the budget, the answer is 429, not 401.
+pub fn count_refusal(state: &AppState, ip: IpAddr, err: &AuthError) -> Option<AppError> {
+    if !matches!(err, AuthError::Invalid | AuthError::Refused(_)) {
+        return None;
+    }
+    tracing::info!(%ip, reason = %err, "authentication failed");
+    let wait = state.limits.rate.auth_failed(ip)?;
+    tracing::warn!(%ip, "too many failed authentications; blocking the address");
+    Some(limited(wait))
+}
+
+fn refused(state: &AppState, ip: IpAddr, err: AuthError) -> AppError {
+    count_refusal(state, ip, &err).unwrap_or_else(|| err.into())
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(AuthError::Missing)?;
-        let value = header.to_str().map_err(|_| AuthError::Invalid)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or(AuthError::Invalid)?
-            .trim();
-        if token.is_empty() {
-            return Err(AuthError::Missing.into());
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+        let rate = &state.limits.rate;
+        if let Some(wait) = rate.blocked(ip) {
+            return Err(limited(wait));
         }
-        Ok(state.api_keys.verify(token)?)
+        let token = match bearer(parts) {
+            Ok(token) => token,
+            Err(AuthError::Missing) => {
+                rate.unauthenticated.check(&ip).map_err(limited)?;
+                return Err(AuthError::Missing.into());
+            }
+            Err(err) => return Err(refused(state, ip, err)),
+        };
+        let caller = state
+            .api_keys
+            .verify(token)
+            .map_err(|err| refused(state, ip, err))?;
+        rate.api.check(&caller.user).map_err(limited)?;
+        Ok(caller)
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, AuthError> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(AuthError::Missing)?;
+    let value = header.to_str().map_err(|_| AuthError::Invalid)?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or(AuthError::Invalid)?
+        .trim();
+    if token.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token)
+}
+
+/// An API caller with `role: admin`; anyone else gets 403 `FORBIDDEN`.
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.role != Role::Admin {
+            tracing::warn!(user = %caller.user, path = %parts.uri.path(), "non-admin on an admin route");
+            return Err(AppError::new(
+                ErrorCode::Forbidden,
+                "this endpoint is for administrators",
+            ));
+        }
+        Ok(Self(caller))
+    }
+}
+
+/// A request that carries no checked credential (API description, unknown routes): counted
+/// against the client IP's `limits.unauthenticated_per_minute`.
+pub struct Anonymous;
+
+impl FromRequestParts<AppState> for Anonymous {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+        state
+            .limits
+            .rate
+            .unauthenticated
+            .check(&ip)
+            .map_err(limited)?;
+        Ok(Self)
     }
 }
 

@@ -1,27 +1,33 @@
 //! The HTTP surface: the router, shared state, and the layers every request passes
-//! (tracing with tokens redacted, panics turned into 500 JSON, JSON 404/405).
+//! (tracing with tokens redacted, panics turned into 500 JSON, JSON 404/405, CORS and
+//! security headers).
 
+pub mod admin;
 pub mod api;
 pub mod body;
 pub mod errors;
 pub mod extract;
 pub mod playback;
 pub mod range;
+pub mod security;
 
 use std::sync::Arc;
 
 use axum::{
     http::Request,
-    routing::{get, post},
+    routing::{delete, get, post},
     Json, Router,
 };
 use tokio_util::sync::CancellationToken;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
+use extract::Anonymous;
+
 use crate::{
     auth::ApiKeys,
     config::Config,
     error::{AppError, ErrorCode},
+    limits::Limits,
     streams::Streams,
 };
 
@@ -30,6 +36,7 @@ use crate::{
 pub struct AppState {
     pub streams: Arc<Streams>,
     pub api_keys: Arc<ApiKeys>,
+    pub limits: Arc<Limits>,
     pub config: Arc<Config>,
     pub shutdown: CancellationToken,
 }
@@ -49,6 +56,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/streams/{id}/refresh", post(api::refresh_stream))
         .route("/api/v1/torrents/parse", post(api::parse_torrent))
+        .route("/api/v1/admin/streams", get(admin::list_streams))
+        .route("/api/v1/admin/streams/{id}", delete(admin::delete_stream))
         .route(
             "/s/{token}/{*rest}",
             get(playback::playback).head(playback::playback),
@@ -58,6 +67,10 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(AppError::internal("handler panicked"))
         }))
+        .layer(axum::middleware::from_fn(security::headers))
+        .layer(tower::util::option_layer(security::cors(
+            &state.config.server.cors_origins,
+        )))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %redact(req.uri().path()))
         }))
@@ -71,18 +84,18 @@ async fn health() -> Json<serde_json::Value> {
 /// The API description, kept next to the router.
 pub const OPENAPI: &str = include_str!("openapi.yaml");
 
-async fn openapi() -> impl axum::response::IntoResponse {
+async fn openapi(_: Anonymous) -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/yaml")],
         OPENAPI,
     )
 }
 
-async fn not_found() -> AppError {
+async fn not_found(_: Anonymous) -> AppError {
     AppError::new(ErrorCode::NotFound, "no such route")
 }
 
-async fn method_not_allowed() -> AppError {
+async fn method_not_allowed(_: Anonymous) -> AppError {
     AppError::new(
         ErrorCode::MethodNotAllowed,
         "method not allowed on this route",

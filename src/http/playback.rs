@@ -11,28 +11,43 @@ use axum::{
 
 use super::{
     body::{torrent_body, BodyError, BodyTiming},
-    extract::PathParam,
+    extract::{count_refusal, limited, ClientIp, PathParam},
     range::{decide, RangeDecision},
     AppState,
 };
 use crate::{
     engine::{files::mime_for, TorrentMeta},
     error::{AppError, ErrorCode},
-    streams::{record::StreamRecord, view::url_file_name},
+    streams::{record::StreamRecord, view::url_file_name, PlaybackError},
 };
 
 /// `GET|HEAD /s/{token}/{*rest}`
 pub async fn playback(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     PathParam((token, rest)): PathParam<(String, String)>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let (record, meta, file) = state.streams.for_playback(&token).await?;
+    let rate = &state.limits.rate;
+    if let Some(wait) = rate.blocked(ip) {
+        return Err(limited(wait));
+    }
+    let (record, meta, file) = match state.streams.for_playback(&token).await {
+        Ok(found) => found,
+        Err(PlaybackError::Auth(err)) => {
+            let blocked = count_refusal(&state, ip, &err);
+            return Err(blocked.unwrap_or_else(|| PlaybackError::Auth(err).into()));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    // One budget per URL: the token's signature names it.
+    let url_key = token.rsplit('.').next().unwrap_or(&token).to_owned();
+    rate.content.check(&url_key).map_err(limited)?;
     match rest.as_str() {
         "playlist.m3u" => Ok(m3u(&state, &headers, &record, &meta, file)),
         "play" => Ok(redirect_direct(&state, &record, &meta, file)),
-        name => serve_file(&state, &method, &headers, &meta, file, name).await,
+        name => serve_file(&state, &method, &headers, &record, &meta, file, name).await,
     }
 }
 
@@ -40,6 +55,7 @@ async fn serve_file(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
+    record: &StreamRecord,
     meta: &TorrentMeta,
     file: usize,
     name: &str,
@@ -77,7 +93,7 @@ async fn serve_file(
     let body = if method == Method::HEAD || count == 0 {
         Body::empty()
     } else {
-        open_body(state, meta, file, start, count).await?
+        open_body(state, &record.user, meta, file, start, count).await?
     };
     let mut response = (status, body).into_response();
     set(&mut response, header::CONTENT_TYPE, &mime_for(&entry.path));
@@ -98,6 +114,7 @@ async fn serve_file(
 
 async fn open_body(
     state: &AppState,
+    user: &str,
     meta: &TorrentMeta,
     file: usize,
     start: u64,
@@ -116,6 +133,7 @@ async fn open_body(
         count,
         timing,
         has_peers,
+        state.limits.egress.pacer(user),
         state.shutdown.clone(),
     )
     .await

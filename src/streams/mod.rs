@@ -45,6 +45,17 @@ pub enum StreamError {
     Token,
     #[error("cannot save the stream registry: {0}")]
     Store(std::io::Error),
+    #[error("you already have {0} streams, the most allowed; delete one first")]
+    UserQuota(usize),
+    #[error("the server is at its limit of {0} streams; try again later")]
+    ServerQuota(usize),
+}
+
+/// Concurrent stream quotas (0: no limit).
+#[derive(Debug, Clone, Copy)]
+struct Quotas {
+    per_user: usize,
+    total: usize,
 }
 
 /// Where a stream is in its life.
@@ -86,6 +97,7 @@ pub struct Streams {
     path: PathBuf,
     metadata_wait: Duration,
     metadata_timeout: Duration,
+    quotas: Quotas,
 }
 
 impl Streams {
@@ -105,13 +117,18 @@ impl Streams {
             path,
             metadata_wait: config.engine.metadata_wait,
             metadata_timeout: config.engine.metadata_timeout,
+            quotas: Quotas {
+                per_user: config.limits.max_streams_per_user,
+                total: config.limits.max_streams,
+            },
         });
         for record in records {
             let limits = streams.engine.limits();
             match parse_magnet(&record.magnet, &limits) {
                 Ok(mut source) => {
                     source.peers = record.peers.clone();
-                    streams.start(record, source);
+                    // Streams that existed before a restart keep their place, quota or not.
+                    let _ = streams.start(record, source, None);
                 }
                 Err(err) => tracing::warn!(stream = %record.id, error = %err, "dropping stream"),
             }
@@ -164,7 +181,7 @@ impl Streams {
         if let crate::engine::source::SourceKind::Magnet(magnet) = &source.kind {
             record.magnet = magnet.clone();
         }
-        let mut phase = self.start(record, source);
+        let mut phase = self.start(record, source, Some(self.quotas))?;
         self.persist()?;
         let wait = tokio::time::timeout(
             self.metadata_wait,
@@ -201,11 +218,14 @@ impl Streams {
     }
 
     /// Registers the entry and spawns its resolution.
+    /// Registers a stream and starts resolving it. With `quotas`, the check and the insert
+    /// happen under one lock, so concurrent creations cannot overshoot.
     fn start(
         self: &Arc<Self>,
         record: StreamRecord,
         source: TorrentSource,
-    ) -> watch::Receiver<Phase> {
+        quotas: Option<Quotas>,
+    ) -> Result<watch::Receiver<Phase>, StreamError> {
         let (tx, rx) = watch::channel(match &record.failure {
             Some(failure) => Phase::Failed(failure.clone()),
             None => Phase::Resolving,
@@ -213,19 +233,33 @@ impl Streams {
         let cancel = CancellationToken::new();
         let id = record.id.clone();
         let already_failed = record.failure.is_some();
-        self.entries.lock().expect("streams lock").insert(
-            id.clone(),
-            Entry {
+        {
+            let mut entries = self.entries.lock().expect("streams lock");
+            if let Some(quotas) = quotas {
+                let total = entries.len();
+                if quotas.total > 0 && total >= quotas.total {
+                    return Err(StreamError::ServerQuota(quotas.total));
+                }
+                let mine = entries
+                    .values()
+                    .filter(|e| e.record.user == record.user)
+                    .count();
+                if quotas.per_user > 0 && mine >= quotas.per_user {
+                    return Err(StreamError::UserQuota(quotas.per_user));
+                }
+            }
+            let entry = Entry {
                 record,
                 phase: rx.clone(),
                 cancel: cancel.clone(),
-            },
-        );
+            };
+            entries.insert(id.clone(), entry);
+        }
         if !already_failed {
             let streams = self.clone();
             tokio::spawn(async move { streams.resolve(id, source, tx, cancel).await });
         }
-        rx
+        Ok(rx)
     }
 
     #[tracing::instrument(skip_all, fields(stream = %id, info_hash = %source.info_hash))]
@@ -327,6 +361,35 @@ impl Streams {
         ids.iter()
             .filter_map(|id| self.get(user, id).ok())
             .collect()
+    }
+
+    /// Every user's streams, oldest first (admin).
+    pub fn list_all(&self) -> Vec<StreamSnapshot> {
+        let owners: Vec<(String, String)> = {
+            let entries = self.entries.lock().expect("streams lock");
+            let mut all: Vec<_> = entries.values().collect();
+            all.sort_by(|a, b| {
+                (a.record.created_at, &a.record.id).cmp(&(b.record.created_at, &b.record.id))
+            });
+            all.iter()
+                .map(|e| (e.record.user.clone(), e.record.id.clone()))
+                .collect()
+        };
+        owners
+            .iter()
+            .filter_map(|(user, id)| self.get(user, id).ok())
+            .collect()
+    }
+
+    /// Deletes any user's stream (admin); returns its owner.
+    pub async fn delete_any(&self, id: &str) -> Result<String, StreamError> {
+        let owner = {
+            let entries = self.entries.lock().expect("streams lock");
+            entries.get(id).map(|e| e.record.user.clone())
+        };
+        let owner = owner.ok_or(StreamError::NotFound)?;
+        self.forget(id).await;
+        Ok(owner)
     }
 
     /// One stream, with its token renewed if it has expired.

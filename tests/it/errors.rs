@@ -30,7 +30,7 @@ async fn api_errors_have_stable_codes() {
     .await;
     assert_error(s, &b, 401, "AUTH_FAILED");
     let forged = magnetar::auth::ApiKeys::hs256(b"not-the-secret", Duration::ZERO)
-        .issue("alice", Duration::from_secs(60))
+        .issue("alice", magnetar::auth::Role::User, Duration::from_secs(60))
         .unwrap();
     let (s, b) = json_of(
         client()
@@ -44,7 +44,7 @@ async fn api_errors_have_stable_codes() {
     assert_error(s, &b, 401, "AUTH_FAILED");
     let expired = magnetar::api_keys(&server.config)
         .unwrap()
-        .issue("alice", Duration::ZERO)
+        .issue("alice", magnetar::auth::Role::User, Duration::ZERO)
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (s, b) = json_of(

@@ -74,7 +74,7 @@ impl TestServer {
     pub fn token(&self, user: &str) -> String {
         magnetar::api_keys(&self.config)
             .unwrap()
-            .issue(user, Duration::from_secs(3600))
+            .issue(user, magnetar::auth::Role::User, Duration::from_secs(3600))
             .unwrap()
     }
 
