@@ -3,8 +3,10 @@
 
 mod support;
 
+mod attacks;
 mod cli;
 mod errors;
+mod limits;
 mod playback;
 mod players;
 mod streams;
