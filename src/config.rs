@@ -314,4 +314,41 @@ mod tests {
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("engine.peer_listen"), "{err}");
     }
+
+    #[test]
+    fn security_settings_are_checked_and_named() {
+        let cases: Vec<(fn(&mut Config), &str)> = vec![
+            (
+                |c| c.auth.algorithms = vec!["none".into()],
+                "auth.algorithms",
+            ),
+            (|c| c.auth.algorithms = vec![], "auth.algorithms"),
+            (
+                |c| c.auth.algorithms = vec!["RS256".into()],
+                "auth.public_key_file",
+            ),
+            (
+                |c| c.server.trusted_proxies = vec!["proxy.lan".into()],
+                "server.trusted_proxies",
+            ),
+            (
+                |c| c.server.cors_origins = vec!["https://a.example/path".into()],
+                "server.cors_origins",
+            ),
+            (
+                |c| c.server.cors_origins = vec!["a.example".into()],
+                "server.cors_origins",
+            ),
+        ];
+        for (tweak, key) in cases {
+            let mut config = Config::defaults().unwrap();
+            tweak(&mut config);
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let mut config = Config::defaults().unwrap();
+        config.server.trusted_proxies = vec!["10.0.0.0/8".into(), "::1".into()];
+        config.server.cors_origins = vec!["*".into(), "https://a.example:8443".into()];
+        config.validate().expect("valid security settings");
+    }
 }

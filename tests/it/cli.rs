@@ -43,6 +43,55 @@ fn token_prints_a_jwt_the_server_accepts() {
 }
 
 #[test]
+fn token_signs_admin_tokens_with_a_configured_eddsa_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
+    let out = magnetar(dir.path())
+        .args(["token", "--user", "root", "--role", "admin"])
+        .env("MAGNETAR__AUTH__ALGORITHMS", "[\"EdDSA\"]")
+        .env(
+            "MAGNETAR__AUTH__PUBLIC_KEY_FILE",
+            format!("{keys}/ed25519-public.pem"),
+        )
+        .env(
+            "MAGNETAR__AUTH__PRIVATE_KEY_FILE",
+            format!("{keys}/ed25519-private.pem"),
+        )
+        .env("MAGNETAR__AUTH__ISSUER", "https://id.example")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let token = String::from_utf8(out.stdout).unwrap();
+    let mut config = test_config(dir.path());
+    config.auth.algorithms = vec!["EdDSA".into()];
+    config.auth.public_key_file = format!("{keys}/ed25519-public.pem").into();
+    config.auth.issuer = "https://id.example".into();
+    let caller = magnetar::api_keys(&config)
+        .unwrap()
+        .verify(token.trim())
+        .unwrap();
+    assert_eq!(caller.user, "root");
+    assert_eq!(caller.role, magnetar::auth::Role::Admin);
+    assert!(
+        !dir.path().join("jwt.secret").exists(),
+        "no HS256 secret when HS256 is off"
+    );
+
+    let out = magnetar(dir.path())
+        .args(["token", "--user", "root"])
+        .env("MAGNETAR__AUTH__ALGORITHMS", "[\"EdDSA\"]")
+        .env(
+            "MAGNETAR__AUTH__PUBLIC_KEY_FILE",
+            format!("{keys}/ed25519-public.pem"),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("private_key_file"));
+}
+
+#[test]
 fn config_prints_effective_values_with_secrets_redacted() {
     let dir = tempfile::tempdir().unwrap();
     let out = magnetar(dir.path())
