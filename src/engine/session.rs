@@ -93,3 +93,22 @@ pub fn torrent_ratelimits(config: &crate::config::Config) -> librqbit::limits::L
         upload_bps: cap(config.limits.torrent_upload_bps),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torrent_caps_are_off_at_zero_and_never_below_librqbits_floor() {
+        let mut config = crate::config::Config::defaults().unwrap();
+        let limits = torrent_ratelimits(&config);
+        assert_eq!((limits.download_bps, limits.upload_bps), (None, None));
+        (
+            config.limits.torrent_download_bps,
+            config.limits.torrent_upload_bps,
+        ) = (1000, 1 << 20);
+        let limits = torrent_ratelimits(&config);
+        assert_eq!(limits.download_bps.map(|b| b.get()), Some(MIN_TORRENT_BPS));
+        assert_eq!(limits.upload_bps.map(|b| b.get()), Some(1 << 20));
+    }
+}

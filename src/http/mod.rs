@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api;
 pub mod body;
 pub mod errors;
+pub mod events;
 pub mod extract;
 pub mod playback;
 pub mod range;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/streams/{id}/refresh", post(api::refresh_stream))
         .route("/api/v1/torrents/parse", post(api::parse_torrent))
+        .route("/api/v1/events", get(events::events))
         .route("/api/v1/admin/streams", get(admin::list_streams))
         .route("/api/v1/admin/streams/{id}", delete(admin::delete_stream))
         .route(

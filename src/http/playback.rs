@@ -93,7 +93,7 @@ async fn serve_file(
     let body = if method == Method::HEAD || count == 0 {
         Body::empty()
     } else {
-        open_body(state, &record.user, meta, file, start, count).await?
+        open_body(state, record, meta, file, start, count).await?
     };
     let mut response = (status, body).into_response();
     set(&mut response, header::CONTENT_TYPE, &mime_for(&entry.path));
@@ -114,7 +114,7 @@ async fn serve_file(
 
 async fn open_body(
     state: &AppState,
-    user: &str,
+    record: &StreamRecord,
     meta: &TorrentMeta,
     file: usize,
     start: u64,
@@ -133,16 +133,21 @@ async fn open_body(
         count,
         timing,
         has_peers,
-        state.limits.egress.pacer(user),
+        state.limits.egress.pacer(&record.user),
         state.shutdown.clone(),
     )
     .await
     .map_err(|err| match err {
-        BodyError::Stalled => AppError::new(
-            ErrorCode::StreamStalled,
-            "no data arrived from the swarm in time; retry",
-        )
-        .retry_after(1),
+        BodyError::Stalled => {
+            let code = Some("STREAM_STALLED");
+            let events = state.streams.events();
+            events.emit(&record.user, &record.id, "stream.stalled", code);
+            AppError::new(
+                ErrorCode::StreamStalled,
+                "no data arrived from the swarm in time; retry",
+            )
+            .retry_after(1)
+        }
         BodyError::Io(err) => AppError::internal(err),
     })
 }

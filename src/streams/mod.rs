@@ -3,6 +3,7 @@
 //! issued for each stream, and persistence across restarts. Torrent work is the engine's;
 //! HTTP shapes are `view`'s.
 
+pub mod events;
 mod playback;
 pub mod record;
 pub mod view;
@@ -98,6 +99,7 @@ pub struct Streams {
     metadata_wait: Duration,
     metadata_timeout: Duration,
     quotas: Quotas,
+    events: events::Events,
 }
 
 impl Streams {
@@ -121,6 +123,7 @@ impl Streams {
                 per_user: config.limits.max_streams_per_user,
                 total: config.limits.max_streams,
             },
+            events: events::Events::default(),
         });
         for record in records {
             let limits = streams.engine.limits();
@@ -182,6 +185,7 @@ impl Streams {
             record.magnet = magnet.clone();
         }
         let mut phase = self.start(record, source, Some(self.quotas))?;
+        self.events.emit(user, &id, "stream.started", None);
         self.persist()?;
         let wait = tokio::time::timeout(
             self.metadata_wait,
@@ -325,8 +329,17 @@ impl Streams {
     fn settle(&self, id: &str, phase: &Phase) {
         {
             let mut entries = self.entries.lock().expect("streams lock");
-            if let (Some(entry), Phase::Failed(failure)) = (entries.get_mut(id), phase) {
-                entry.record.failure = Some(failure.clone());
+            if let Some(entry) = entries.get_mut(id) {
+                let user = &entry.record.user;
+                match phase {
+                    Phase::Failed(failure) => {
+                        let code = Some(failure.code.as_str());
+                        self.events.emit(user, id, "stream.failed", code);
+                        entry.record.failure = Some(failure.clone());
+                    }
+                    Phase::Ready(_) => self.events.emit(user, id, "stream.ready", None),
+                    Phase::Resolving => {}
+                }
             }
         }
         if let Err(err) = self.persist() {
@@ -429,6 +442,8 @@ impl Streams {
         let removed = self.entries.lock().expect("streams lock").remove(id);
         let Some(entry) = removed else { return };
         entry.cancel.cancel();
+        self.events
+            .emit(&entry.record.user, id, "stream.stopped", None);
         let phase = entry.phase.borrow().clone();
         if let (Phase::Ready(meta), Some(file)) = (phase, entry.record.file_index) {
             if let Err(err) = self.engine.release(&meta, file).await {
@@ -438,6 +453,11 @@ impl Streams {
         if let Err(err) = self.persist() {
             tracing::error!(error = %err, "cannot save the stream registry");
         }
+    }
+
+    /// The event bus (`GET /api/v1/events`).
+    pub fn events(&self) -> &events::Events {
+        &self.events
     }
 
     /// The engine, for readers and status.

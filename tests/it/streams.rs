@@ -330,3 +330,97 @@ async fn parse_describes_a_magnet_without_starting_it() {
     let (_, list) = server.get_api("alice", "/api/v1/streams").await;
     assert_eq!(list["streams"], json!([]));
 }
+
+/// Reads server-sent events from `response` until `want` events of type `until` have come
+/// (or `secs` pass); returns every `(type, data)` seen.
+async fn read_events(
+    response: reqwest::Response,
+    until: &str,
+    want: usize,
+    secs: u64,
+) -> Vec<(String, Value)> {
+    use futures::StreamExt;
+    let mut body = response.bytes_stream();
+    let (mut text, mut events) = (String::new(), Vec::new());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while events
+        .iter()
+        .filter(|(t, _): &&(String, Value)| t == until)
+        .count()
+        < want
+    {
+        let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await else {
+            break;
+        };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            };
+            if let (Some(kind), Some(data)) = (field("event:"), field("data:")) {
+                events.push((kind, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_only_the_streams_owner() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, _, _) = movie_pack(root.path());
+    let (_seeder, seeded) = seed(&dir, None).await;
+    let server = TestServer::start(&root.path().join("data")).await;
+    let subscribe = |user: &str| {
+        client()
+            .get(server.url("/api/v1/events"))
+            .bearer_auth(server.token(user))
+            .send()
+    };
+    let (alice_events, bob_events) = (
+        subscribe("alice").await.unwrap(),
+        subscribe("bob").await.unwrap(),
+    );
+    assert_eq!(alice_events.status(), StatusCode::OK);
+    assert!(alice_events.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let id = stream["id"].as_str().unwrap();
+    assert_eq!(server.delete("alice", id).await, StatusCode::NO_CONTENT);
+    let seen = read_events(alice_events, "stream.stopped", 1, 20).await;
+    let kinds: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["stream.started", "stream.ready", "stream.stopped"],
+        "{seen:?}"
+    );
+    assert!(seen
+        .iter()
+        .all(|(_, data)| data["stream"] == id && data.get("user").is_none()));
+
+    // Bob's connection saw none of it: his first event is about his own stream.
+    let bobs = server.stream_of("bob", &seeded.magnet).await;
+    let seen = read_events(bob_events, "stream.ready", 1, 20).await;
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|(_, data)| data["stream"] == bobs["id"]),
+        "{seen:?}"
+    );
+
+    let (status, body) = json_of(
+        client()
+            .get(server.url("/api/v1/events"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 401, "AUTH_REQUIRED");
+    server.stop().await;
+}
