@@ -317,7 +317,8 @@ mod tests {
 
     #[test]
     fn security_settings_are_checked_and_named() {
-        let cases: Vec<(fn(&mut Config), &str)> = vec![
+        type Tweak = fn(&mut Config);
+        let cases: Vec<(Tweak, &str)> = vec![
             (
                 |c| c.auth.algorithms = vec!["none".into()],
                 "auth.algorithms",
