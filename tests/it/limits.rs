@@ -422,3 +422,28 @@ async fn cors_allows_configured_origins_and_api_answers_carry_security_headers()
         .contains("default-src 'none'"));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magnet_metadata_over_the_size_limit_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..60)
+        .map(|k| (format!("extras/clip-number-{k:03}.mkv"), pattern(1024, k)))
+        .collect();
+    let borrowed: Vec<(&str, Vec<u8>)> =
+        files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    let dir = write_tree(root.path(), "Many", &borrowed);
+    let (_seeder, seeded) = seed(&dir, None).await;
+    assert!(
+        seeded.torrent_bytes.len() > 2048,
+        "the metadata is bigger than the limit below"
+    );
+    let server = TestServer::start_with(&root.path().join("data"), |c| {
+        c.limits.max_torrent_bytes = 2048;
+    })
+    .await;
+    let (status, body) = server
+        .post_magnet("alice", json!({ "magnet": seeded.magnet }))
+        .await;
+    assert_error(status, &body, 413, "TORRENT_TOO_LARGE");
+    server.stop().await;
+}
