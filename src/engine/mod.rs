@@ -3,6 +3,7 @@
 //! open capped readers, and report per-file progress. HTTP and stream bookkeeping live
 //! elsewhere; this module knows torrents, files and bytes.
 
+pub mod bencode;
 pub mod disk;
 pub mod files;
 pub mod pins;

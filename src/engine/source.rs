@@ -119,12 +119,28 @@ pub fn parse_magnet(input: &str, limits: &SourceLimits) -> Result<TorrentSource,
     })
 }
 
+/// Parses a magnet this server stored itself (a stream record's canonical form): the same
+/// checks except the length limit, which percent-encoding can push the canonical form past
+/// even when the original fit.
+pub fn parse_stored_magnet(
+    magnet: &str,
+    limits: &SourceLimits,
+) -> Result<TorrentSource, SourceError> {
+    let limits = SourceLimits {
+        max_magnet_len: usize::MAX,
+        ..*limits
+    };
+    parse_magnet(magnet, &limits)
+}
+
 /// Validates .torrent bytes: size, structure, piece hashes, safe paths, file count.
 pub fn parse_torrent(bytes: Bytes, limits: &SourceLimits) -> Result<TorrentSource, SourceError> {
     let bad = |why: String| SourceError::InvalidTorrent(why);
     if bytes.len() > limits.max_torrent_bytes {
         return Err(SourceError::TooLarge(limits.max_torrent_bytes));
     }
+    super::bencode::check_nesting(&bytes)
+        .map_err(|e| bad(format!("not a valid .torrent file: {e}")))?;
     let torrent = lava_torrent::torrent::v1::Torrent::read_from_bytes(&bytes[..])
         .map_err(|_| bad("not a valid .torrent file".into()))?;
     if torrent.piece_length <= 0 || torrent.pieces.is_empty() {

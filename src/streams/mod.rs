@@ -24,7 +24,7 @@ use crate::{
     auth::{now_secs, PlaybackKeys},
     engine::{
         files::{select_file, FileSelector},
-        source::{parse_magnet, TorrentSource},
+        source::{parse_stored_magnet, TorrentSource},
         Engine, EngineError, TorrentMeta,
     },
     error::ErrorCode,
@@ -127,7 +127,7 @@ impl Streams {
         });
         for record in records {
             let limits = streams.engine.limits();
-            match parse_magnet(&record.magnet, &limits) {
+            match parse_stored_magnet(&record.magnet, &limits) {
                 Ok(mut source) => {
                     source.peers = record.peers.clone();
                     // Streams that existed before a restart keep their place, quota or not.
