@@ -175,15 +175,23 @@ impl ApiKeys {
         let mut validation = Validation::new(*alg);
         validation.leeway = self.leeway;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
         match &self.issuer {
-            Some(issuer) => validation.set_issuer(&[issuer]),
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.push("iss");
+            }
             None => validation.iss = None,
         }
         match &self.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        // A configured `iss`/`aud` must be present, not only right when present.
+        validation.set_required_spec_claims(&required);
         let data =
             jsonwebtoken::decode::<ApiClaims>(token, key, &validation).map_err(|err| match err
                 .kind()

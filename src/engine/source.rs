@@ -178,6 +178,7 @@ fn torrent_files(
             limits.max_files
         )));
     }
+    let mut seen = std::collections::HashSet::new();
     files
         .iter()
         .enumerate()
@@ -193,7 +194,13 @@ fn torrent_files(
             if parts.is_empty() {
                 return Err(bad("a file has an empty path".into()));
             }
-            Ok(file_entry(index, parts.join("/"), file.length))
+            // Empty components are dropped by the parser (and by librqbit), so two entries
+            // may land on one path; they would overwrite each other on disk.
+            let path = parts.join("/");
+            if !seen.insert(path.clone()) {
+                return Err(bad(format!("two files share the path {path:?}")));
+            }
+            Ok(file_entry(index, path, file.length))
         })
         .collect()
 }

@@ -169,8 +169,16 @@ fn torrent_spec(
     )
 }
 
+/// A valid torrent: safe components, and no two files on one path.
 fn valid_torrent() -> impl Strategy<Value = TorrentSpec> {
-    torrent_spec(safe_component().boxed(), 8)
+    torrent_spec(safe_component().boxed(), 8).prop_map(|mut spec| {
+        for (i, (path, _)) in spec.files.iter_mut().flatten().enumerate() {
+            if let Some(last) = path.last_mut() {
+                last.extend_from_slice(format!("-{i}").as_bytes());
+            }
+        }
+        spec
+    })
 }
 
 /// One edit of a torrent's bytes.
@@ -349,7 +357,12 @@ fn torrent_file_count_limit_is_enforced() {
         strategy,
         |(max_files, mut spec, names)| {
             let count = names.len();
-            spec.files = Some(names.into_iter().map(|n| (vec![n], 1)).collect());
+            // Distinct paths: two files on one path are refused for their own reason.
+            let unique = |(i, mut name): (usize, Vec<u8>)| {
+                name.extend_from_slice(format!("-{i}").as_bytes());
+                (vec![name], 1)
+            };
+            spec.files = Some(names.into_iter().enumerate().map(unique).collect());
             let limits = SourceLimits {
                 max_files,
                 ..default_limits()
@@ -417,7 +430,10 @@ fn torrent_deep_nesting_does_not_overflow_the_stack() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("1 passed"), "the child ran no test: {stdout}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran no test: {stdout}"
+    );
 }
 
 fn parse_deeply_nested_torrent() {
