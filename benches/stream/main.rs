@@ -1,9 +1,10 @@
 //! Streaming benchmark: Magnetar against baselines measured in the same run, on 127.0.0.1.
 //!
-//! Run: `scripts/bench` (checks nginx, mpv and ffmpeg first) or `cargo bench --bench stream`;
-//! `-- a b b2 c d` picks figures. It prints a line per run, then a table: each figure, its
-//! baseline, its goal. Nothing is asserted: a missed goal reads `MISS`, a figure that broke
-//! reads `ERROR` (and the exit status is 1). A full run takes about 4 minutes once built.
+//! Run: `scripts/bench` (checks nginx, mpv, ffmpeg and wrk first) or
+//! `cargo bench --bench stream`; `-- a b b2 c d e` picks figures. It prints a line per run,
+//! then a table: each figure, its baseline, its goal. Nothing is asserted: a missed goal
+//! reads `MISS`, a figure that broke reads `ERROR` (and the exit status is 1). A full run
+//! takes about 5 minutes once built.
 //!
 //! The server under test is the real binary (`magnetar serve`, a child process with a fresh
 //! data folder, DHT off); the swarm is an in-process [`Seeder`] of files generated here
@@ -22,13 +23,18 @@
 //! - (c) warm random 1 MiB ranges over 16 connections against nginx on the same file,
 //!   3 alternating rounds.
 //! - (d) 200 concurrent 2 MiB readers across 4 fresh torrents: completion, bytes, RSS.
+//! - (e) 200 users at once under the default limits, driven by wrk for 20 s: each user's
+//!   random 256 KiB ranges and API calls, plus strangers with forged or no credentials;
+//!   answers by kind, 429s, errors (goal: none), latency, RSS. Baseline: the same load with
+//!   every rate limit off.
 //!
 //! Rate limits present in the server's configuration are turned off (a note says which):
-//! this measures the engine, not the policy.
+//! this measures the engine, not the policy. Figure (e) alone keeps them: it measures them.
 //!
 //! This file owns the entry point, the figure list and the knobs the figures share; the
 //! modules:
-//! - [`first_byte`]: figures (a) and (b); [`player`]: (b′); [`load`]: (c) and (d).
+//! - [`first_byte`]: figures (a) and (b); [`player`]: (b′); [`load`]: (c) and (d);
+//!   [`crowd`]: (e), with its wrk script `crowd.lua`.
 //! - [`server`]: `magnetar serve` as a child process and the API calls on it.
 //! - [`swarm`]: generated data, the in-process seeder, and rqbit alone as the baseline.
 //! - [`nginx`]: the nginx baseline; [`process`]: child processes and one-shot tools.
@@ -37,6 +43,7 @@
 //! [`Seeder`]: magnetar::seeder::Seeder
 
 mod client;
+mod crowd;
 mod first_byte;
 mod load;
 mod nginx;
@@ -93,12 +100,13 @@ async fn run_all(keys: &[String]) -> bool {
     if !off.is_empty() {
         println!("note: server limits off for the benchmark: {off:?}");
     }
-    let figures: [(&str, Figure); 5] = [
+    let figures: [(&str, Figure); 6] = [
         ("a", Box::pin(first_byte::figure_a())),
         ("b", Box::pin(first_byte::figure_b())),
         ("b2", Box::pin(player::figure_b2())),
         ("c", Box::pin(load::figure_c())),
         ("d", Box::pin(load::figure_d())),
+        ("e", Box::pin(crowd::figure_e())),
     ];
     let (mut rows, mut ok) = (Vec::new(), true);
     for (key, figure) in figures {

@@ -1,6 +1,6 @@
 //! Child processes: [`Proc`], a long-running child (the server, nginx) with its own folder
-//! and log, and the one-shot tools (mpv, ffmpeg), each bounded by a timeout and killed on
-//! drop. What the children are for belongs to the figures and to [`crate::server`] and
+//! and log, and the one-shot tools (mpv, ffmpeg, wrk), each bounded by a timeout and killed
+//! on drop. What the children are for belongs to the figures and to [`crate::server`] and
 //! [`crate::nginx`].
 
 use std::{
@@ -108,6 +108,25 @@ pub async fn make_mp4(root: &Path) -> Result<PathBuf> {
         (Some(mdat), Some(moov)) if moov > mdat => Ok(out),
         _ => bail!("ffmpeg wrote the moov before the mdat"),
     }
+}
+
+/// `wrk args` to the end within `limit` (exit 0 required); its standard output.
+pub async fn wrk(args: &[String], limit: Duration) -> Result<String> {
+    let mut command = Command::new("wrk");
+    command.args(args).stdin(Stdio::null());
+    let output = tool_output(command, limit, ("wrk", "wrk")).await?;
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let err = String::from_utf8_lossy(&output.stderr);
+    // A script that fails to load is only reported on stderr: wrk then runs without it.
+    if !output.status.success() || !err.trim().is_empty() {
+        bail!(
+            "wrk exited {}: {}\n{}",
+            output.status,
+            err.trim(),
+            out.trim()
+        );
+    }
+    Ok(out)
 }
 
 /// Runs `command` to the end within `limit` (killed on drop); `(tool, package)` names the

@@ -1,6 +1,7 @@
 //! The server under test: `magnetar serve` as a child process with a fresh data folder
-//! (loopback, DHT off, the configured rate limits off), the API calls the figures make on
-//! it, and its memory as `/proc` reports it. The range requests are [`crate::client`]'s.
+//! (loopback, DHT off, the configured rate limits off, or other [`Settings`]), the API calls
+//! the figures make on it, and its memory as `/proc` reports it. The range requests are
+//! [`crate::client`]'s.
 
 use std::{path::Path, process::Output, sync::OnceLock, time::Duration};
 
@@ -24,10 +25,26 @@ pub async fn turn_limits_off() -> Vec<String> {
     off
 }
 
-/// Starts a server, runs `work` on it, then stops it; an error (the start's or the work's)
-/// gets the end of the server's log attached.
+/// What a server runs with besides loopback, its own data folder and DHT off.
+pub enum Settings {
+    /// The limits [`turn_limits_off`] picked turned off (figures a–d).
+    Bench,
+    /// The configuration as it is, plus these `MAGNETAR__…` variables (figure e).
+    With(Vec<(String, String)>),
+}
+
+/// Starts a server with [`Settings::Bench`], runs `work` on it, then stops it; an error (the
+/// start's or the work's) gets the end of the server's log attached.
 pub async fn with_server<T>(work: impl AsyncFnOnce(&Server) -> Result<T>) -> Result<T> {
-    let server = Server::start().await?;
+    with_server_as(Settings::Bench, work).await
+}
+
+/// [`with_server`] with other [`Settings`].
+pub async fn with_server_as<T>(
+    settings: Settings,
+    work: impl AsyncFnOnce(&Server) -> Result<T>,
+) -> Result<T> {
+    let server = Server::start(settings).await?;
     let result = work(&server).await;
     server.finish(result).await
 }
@@ -38,14 +55,15 @@ pub struct Server {
     pub pid: u32,
     base: String,
     token: String,
+    env: Vec<(String, String)>,
     pub client: Client,
 }
 
 impl Server {
     /// Starts the server, waits until it is healthy, and mints an API token for it.
-    async fn start() -> Result<Self> {
+    async fn start(settings: Settings) -> Result<Self> {
         let (port, dir) = (free_port()?, tempfile::tempdir()?);
-        let env = server_env(port, &dir.path().join("data"));
+        let env = server_env(port, &dir.path().join("data"), settings);
         let proc = Proc::spawn(dir, BIN, &["serve"], &env)?;
         let pid = proc.id().context("no pid")?;
         let base = format!("http://127.0.0.1:{port}");
@@ -55,10 +73,11 @@ impl Server {
             pid,
             base,
             token,
+            env,
             client,
         };
         let ready = match server.wait_healthy().await {
-            Ok(()) => token_for(&env).await,
+            Ok(()) => token_for(&server.env, "bench").await,
             Err(err) => Err(err),
         };
         match ready {
@@ -83,6 +102,21 @@ impl Server {
         bail!("magnetar serve not healthy within 20 s")
     }
 
+    /// `http://127.0.0.1:{port}`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// An API token for `user` (`magnetar token`).
+    pub async fn token(&self, user: &str) -> Result<String> {
+        token_for(&self.env, user).await
+    }
+
+    /// Everything the server wrote to its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.proc.path("log")).unwrap_or_default()
+    }
+
     fn url(&self, path: &str) -> String {
         match path.starts_with('/') {
             true => format!("{}{path}", self.base),
@@ -92,15 +126,25 @@ impl Server {
 
     /// Sends `request` with the API token; the status and the body.
     async fn call(&self, request: RequestBuilder) -> Result<(StatusCode, String)> {
-        let response = request.bearer_auth(&self.token).send().await?;
+        self.call_as(&self.token, request).await
+    }
+
+    /// Sends `request` with `token`; the status and the body.
+    async fn call_as(&self, token: &str, request: RequestBuilder) -> Result<(StatusCode, String)> {
+        let response = request.bearer_auth(token).send().await?;
         Ok((response.status(), response.text().await?))
     }
 
     /// POST /api/v1/streams; returns the stream id and the absolute direct URL.
     pub async fn create(&self, magnet: &str) -> Result<(String, String)> {
+        self.create_as(&self.token, magnet).await
+    }
+
+    /// [`Server::create`] as the user of `token`.
+    pub async fn create_as(&self, token: &str, magnet: &str) -> Result<(String, String)> {
         let request = self.client.post(self.url("/api/v1/streams"));
         let request = request.json(&json!({ "magnet": magnet }));
-        let (status, body) = self.call(request).await?;
+        let (status, body) = self.call_as(token, request).await?;
         if status != 201 && status != 200 {
             bail!("POST /api/v1/streams answered {status}: {body}");
         }
@@ -146,21 +190,28 @@ impl Server {
     }
 }
 
-/// The server's environment: loopback, its own data folder, DHT off, limits off.
-fn server_env(port: u16, data: &Path) -> Vec<(String, String)> {
+/// The server's environment: loopback, its own data folder, DHT off, then `settings`.
+fn server_env(port: u16, data: &Path, settings: Settings) -> Vec<(String, String)> {
     let data = data.display();
-    let mut env = vec![
+    let env = [
         format!("MAGNETAR__SERVER__LISTEN=127.0.0.1:{port}"),
         format!("MAGNETAR__STORAGE__DATA_DIR={data}"),
         "MAGNETAR__ENGINE__DHT=false".into(),
         "MAGNETAR__ENGINE__PEER_LISTEN=127.0.0.1:0".into(),
         "RUST_LOG=warn".into(),
     ];
-    for key in LIMITS_OFF.get().into_iter().flatten() {
-        env.push(format!("MAGNETAR__LIMITS__{}=0", key.to_uppercase()));
-    }
     let pair = |kv: &String| kv.split_once('=').map(|(k, v)| (k.into(), v.into()));
-    env.iter().filter_map(pair).collect()
+    let mut env: Vec<(String, String)> = env.iter().filter_map(pair).collect();
+    match settings {
+        Settings::Bench => {
+            for key in LIMITS_OFF.get().into_iter().flatten() {
+                let name = format!("MAGNETAR__LIMITS__{}", key.to_uppercase());
+                env.push((name, "0".into()));
+            }
+        }
+        Settings::With(more) => env.extend(more),
+    }
+    env
 }
 
 /// Which of [`LIMIT_KEYS`] the server's configuration has (`magnetar config`).
@@ -172,9 +223,9 @@ async fn limits_present() -> Result<Vec<String>> {
     Ok(present.map(|k| k.to_string()).collect())
 }
 
-/// `magnetar token --user bench` with the server's environment.
-async fn token_for(env: &[(String, String)]) -> Result<String> {
-    let output = magnetar(&["token", "--user", "bench"], env).await?;
+/// `magnetar token --user {user}` with the server's environment.
+async fn token_for(env: &[(String, String)], user: &str) -> Result<String> {
+    let output = magnetar(&["token", "--user", user], env).await?;
     let (out, err) = (&output.stdout, &output.stderr);
     match output.status.success() {
         true => Ok(String::from_utf8_lossy(out).trim().to_owned()),
@@ -200,4 +251,18 @@ pub fn proc_mib(pid: u32, key: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     kib / 1024
+}
+
+/// CPU time (user + system) the process has used, from `/proc/{pid}/stat` in clock ticks of
+/// 10 ms (`CLK_TCK` is 100 on Linux); zero if unreadable.
+pub fn proc_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // state is field 3, utime 14, stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let field = |n: usize| -> u64 {
+        let value = after.split_whitespace().nth(n - 3);
+        value.and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    Duration::from_millis((field(14) + field(15)) * 10)
 }
