@@ -48,8 +48,11 @@ pub(crate) fn cases() -> u32 {
 
 /// Runs `property` on `cases()` values of `strategy`, prints the executions reached (shrinking
 /// included) and panics with the minimal failing input, if any.
-pub(crate) fn fuzz<S>(name: &str, strategy: S, property: impl Fn(S::Value) -> Result<(), TestCaseError>)
-where
+pub(crate) fn fuzz<S>(
+    name: &str,
+    strategy: S,
+    property: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
     S: Strategy,
     S::Value: Debug,
 {
