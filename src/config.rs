@@ -33,6 +33,19 @@ pub struct Config {
     pub engine: EngineConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub media: MediaConfig,
+}
+
+/// `[media]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    pub ffmpeg_path: PathBuf,
+    pub ffprobe_path: PathBuf,
+    #[serde(with = "humantime_serde")]
+    pub probe_timeout: Duration,
+    pub max_probes: usize,
+    pub allow_video_transcode: bool,
 }
 
 /// `[server]`
@@ -197,7 +210,11 @@ impl Config {
         if self.engine.request_window == 0 {
             return Err(invalid("engine.request_window", "must be at least 1"));
         }
+        if self.media.max_probes == 0 {
+            return Err(invalid("media.max_probes", "must be at least 1"));
+        }
         for (key, value) in [
+            ("media.probe_timeout", self.media.probe_timeout),
             ("engine.metadata_wait", self.engine.metadata_wait),
             ("engine.metadata_timeout", self.engine.metadata_timeout),
             ("engine.stall_timeout", self.engine.stall_timeout),

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod media;
 pub mod seeder;
 pub mod streams;
 
@@ -95,6 +96,19 @@ fn playback_keys(config: &Config) -> anyhow::Result<PlaybackKeys> {
     ))
 }
 
+/// The address the server's own tools (ffprobe, ffmpeg) reach it on.
+fn loopback_of(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
 /// Builds the engine and streams, binds `server.listen`, and starts serving.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let config = Arc::new(config);
@@ -107,17 +121,24 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     tokio::spawn(reconcile_after_resume(streams.clone()));
     let limits = limits::Limits::new(&config)?;
     limits.spawn_housekeeping(shutdown.clone());
-    let state = AppState {
-        streams,
-        api_keys,
-        limits,
-        config: config.clone(),
-        shutdown: shutdown.clone(),
-    };
+    let media = media::Media::new(&config.media);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
+    let readiness = media.readiness().await;
+    if !readiness.ok() {
+        tracing::warn!(?readiness, "media tools missing: direct play only");
+    }
+    let state = AppState {
+        streams,
+        api_keys,
+        limits,
+        media,
+        internal_base: format!("http://{}", loopback_of(addr)),
+        config: config.clone(),
+        shutdown: shutdown.clone(),
+    };
     let app = http::router(state.clone());
     let signal = shutdown.clone();
     let server = tokio::spawn(async move {

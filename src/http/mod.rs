@@ -8,6 +8,7 @@ pub mod body;
 pub mod errors;
 pub mod events;
 pub mod extract;
+pub mod media;
 pub mod playback;
 pub mod range;
 pub mod security;
@@ -29,6 +30,7 @@ use crate::{
     config::Config,
     error::{AppError, ErrorCode},
     limits::Limits,
+    media::Media,
     streams::Streams,
 };
 
@@ -38,6 +40,9 @@ pub struct AppState {
     pub streams: Arc<Streams>,
     pub api_keys: Arc<ApiKeys>,
     pub limits: Arc<Limits>,
+    pub media: Arc<Media>,
+    /// `http://<loopback>:<port>`: how the server's own tools reach it.
+    pub internal_base: String,
     pub config: Arc<Config>,
     pub shutdown: CancellationToken,
 }
@@ -46,6 +51,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/api/v1/openapi.yaml", get(openapi))
         .route(
             "/api/v1/streams",
@@ -81,6 +87,32 @@ pub fn router(state: AppState) -> Router {
 
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /ready`: 200 when the engine runs and ffmpeg/ffprobe work; 503 naming what is missing
+/// (direct play still works then).
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+    let media = state.media.readiness().await;
+    let status = if media.ok() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    // Names only: the reasons (paths, OS errors) go to the log, not to anonymous callers.
+    let missing: Vec<&str> = [("ffmpeg", &media.ffmpeg), ("ffprobe", &media.ffprobe)]
+        .into_iter()
+        .filter(|(_, err)| err.is_some())
+        .map(|(name, _)| name)
+        .collect();
+    let body = serde_json::json!({
+        "status": if media.ok() { "ready" } else { "degraded" },
+        "engine": true,
+        "media": media.ok(),
+        "missing": missing,
+    });
+    (status, Json(body))
 }
 
 /// The API description, kept next to the router.

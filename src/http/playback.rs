@@ -4,7 +4,7 @@
 
 use axum::{
     body::Body,
-    extract::State,
+    extract::{RawQuery, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -28,6 +28,7 @@ pub async fn playback(
     PathParam((token, rest)): PathParam<(String, String)>,
     method: Method,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let rate = &state.limits.rate;
     if let Some(wait) = rate.blocked(ip) {
@@ -41,14 +42,27 @@ pub async fn playback(
         }
         Err(err) => return Err(err.into()),
     };
-    // One budget per URL: the token's signature names it.
-    let url_key = token.rsplit('.').next().unwrap_or(&token).to_owned();
-    rate.content.check(&url_key).map_err(limited)?;
+    // One budget per URL (the token's signature names it); the server's own tools reading
+    // through loopback are not counted.
+    if !is_internal(&state, ip, &headers) {
+        let url_key = token.rsplit('.').next().unwrap_or(&token).to_owned();
+        rate.content.check(&url_key).map_err(limited)?;
+    }
     match rest.as_str() {
+        "probe" => {
+            let client = super::media::client_of(query.as_deref(), &headers);
+            super::media::probe(&state, &token, &meta, file, client).await
+        }
         "playlist.m3u" => Ok(m3u(&state, &headers, &record, &meta, file)),
         "play" => Ok(redirect_direct(&state, &record, &meta, file)),
         name => serve_file(&state, &method, &headers, &record, &meta, file, name).await,
     }
+}
+
+/// A request from ffprobe/ffmpeg started by this server: loopback, with the process's key.
+fn is_internal(state: &AppState, ip: std::net::IpAddr, headers: &HeaderMap) -> bool {
+    let key = headers.get(crate::media::INTERNAL_HEADER);
+    ip.is_loopback() && key.is_some_and(|k| state.media.is_internal(k.as_bytes()))
 }
 
 async fn serve_file(

@@ -7,6 +7,7 @@ mod attacks;
 mod cli;
 mod errors;
 mod limits;
+mod media;
 mod playback;
 mod players;
 mod streams;

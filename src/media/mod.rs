@@ -1,0 +1,135 @@
+//! Media: what a file contains (ffprobe, cached per torrent file) and how each client should
+//! play it ([`plan`]). ffprobe reads the stream through the server's own loopback playback URL
+//! — the same range handler players use, so piece priority has one code path — marked as
+//! internal so rate limits do not count it.
+
+pub mod client;
+pub mod plan;
+pub mod probe;
+pub mod tool;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use crate::config::MediaConfig;
+use probe::Probe;
+use tool::{Tool, ToolError};
+
+/// Header that marks the server's own requests (ffprobe, ffmpeg) to its playback routes.
+pub const INTERNAL_HEADER: &str = "x-magnetar-internal";
+
+/// Probes kept in memory (one per torrent file).
+const PROBE_CACHE: u64 = 4096;
+/// How long a tool availability check is trusted.
+const READY_TTL: Duration = Duration::from_secs(30);
+
+/// Why media work failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error(transparent)]
+    Parse(#[from] probe::ProbeParseError),
+}
+
+/// Which tools work, for `/ready`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Readiness {
+    pub ffmpeg: Option<String>,
+    pub ffprobe: Option<String>,
+}
+
+impl Readiness {
+    pub fn ok(&self) -> bool {
+        self.ffmpeg.is_none() && self.ffprobe.is_none()
+    }
+}
+
+/// The media facade, shared as `Arc<Media>`.
+pub struct Media {
+    pub config: MediaConfig,
+    ffprobe: Tool,
+    ffmpeg: Tool,
+    probes: moka::future::Cache<(String, usize), Arc<Probe>>,
+    internal_key: String,
+    ready: Mutex<Option<(Instant, Readiness)>>,
+}
+
+impl Media {
+    pub fn new(config: &MediaConfig) -> Arc<Self> {
+        use rand::RngCore;
+        let mut key = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut key);
+        Arc::new(Self {
+            ffprobe: Tool::new(config.ffprobe_path.clone(), config.max_probes),
+            ffmpeg: Tool::new(config.ffmpeg_path.clone(), 2),
+            probes: moka::future::Cache::builder()
+                .max_capacity(PROBE_CACHE)
+                .build(),
+            internal_key: hex::encode(key),
+            config: config.clone(),
+            ready: Mutex::new(None),
+        })
+    }
+
+    /// The secret value of [`INTERNAL_HEADER`] for this process.
+    pub fn internal_key(&self) -> &str {
+        &self.internal_key
+    }
+
+    /// Whether ffmpeg and ffprobe run (checked at most every 30 s).
+    pub async fn readiness(&self) -> Readiness {
+        if let Some((at, known)) = self.ready.lock().expect("ready lock").clone() {
+            if at.elapsed() < READY_TTL {
+                return known;
+            }
+        }
+        let (ffmpeg, ffprobe) = tokio::join!(self.ffmpeg.available(), self.ffprobe.available());
+        let known = Readiness {
+            ffmpeg: ffmpeg.err().map(|e| e.to_string()),
+            ffprobe: ffprobe.err().map(|e| e.to_string()),
+        };
+        *self.ready.lock().expect("ready lock") = Some((Instant::now(), known.clone()));
+        known
+    }
+
+    /// Probes the file at `url` (a loopback playback URL), once per `(info_hash, file)`;
+    /// concurrent callers share one run. Failures are not cached.
+    pub async fn probe(
+        &self,
+        key: (String, usize),
+        url: &str,
+        file_name: &str,
+    ) -> Result<Arc<Probe>, Arc<MediaError>> {
+        self.probes
+            .try_get_with(key, async {
+                let header = format!("{INTERNAL_HEADER}: {}\r\n", self.internal_key);
+                let args = [
+                    "-v",
+                    "error",
+                    "-probesize",
+                    "5M",
+                    "-analyzeduration",
+                    "5M",
+                    "-headers",
+                    &header,
+                    "-show_format",
+                    "-show_streams",
+                    "-of",
+                    "json",
+                    url,
+                ];
+                let json = self.ffprobe.run(&args, self.config.probe_timeout).await?;
+                Ok(Arc::new(Probe::from_json(&json, file_name)?))
+            })
+            .await
+    }
+
+    /// Whether a request carrying `value` in [`INTERNAL_HEADER`] is the server's own.
+    pub fn is_internal(&self, value: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        value.ct_eq(self.internal_key.as_bytes()).into()
+    }
+}
