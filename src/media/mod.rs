@@ -4,6 +4,7 @@
 //! internal so rate limits do not count it.
 
 pub mod client;
+pub mod index;
 pub mod plan;
 pub mod probe;
 pub mod tool;

@@ -1,0 +1,1 @@
+//! MKV Cues (being written).

@@ -1,0 +1,1 @@
+//! MP4 sample tables (being written).
