@@ -7,6 +7,7 @@ pub mod client;
 pub mod index;
 pub mod plan;
 pub mod probe;
+pub mod segments;
 pub mod tool;
 
 use std::{
