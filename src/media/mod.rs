@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod index;
+pub mod job;
 pub mod plan;
 pub mod probe;
 pub mod segments;

@@ -42,9 +42,11 @@ pub struct Plan {
     pub reasons: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TrackPlan {
     pub index: u32,
+    /// The source codec.
+    pub codec: String,
     pub action: Action,
 }
 
@@ -67,6 +69,7 @@ pub fn plan(
     }
     let copy = |t: &Track| TrackPlan {
         index: t.index,
+        codec: t.codec.clone(),
         action: Action::Copy,
     };
     if client.plays_anything() {
@@ -105,6 +108,7 @@ pub fn plan(
     let audio_copies = audio.is_none_or(|a| audio_copies_to_hls(&a.codec, client));
     let audio_plan = audio.map(|a| TrackPlan {
         index: a.index,
+        codec: a.codec.clone(),
         action: if audio_copies {
             Action::Copy
         } else {
@@ -130,6 +134,7 @@ pub fn plan(
     }
     let video_plan = video.map(|v| TrackPlan {
         index: v.index,
+        codec: v.codec.clone(),
         action: Action::H264,
     });
     Ok(Plan {
@@ -299,19 +304,14 @@ mod tests {
     fn the_common_torrent_case_copies_video_and_makes_aac() {
         let plan = plan(&probe("mkv-h264-ac3"), Client::Browser, true).unwrap();
         assert_eq!(plan.mode, RemuxAudio);
+        let (video, audio) = (plan.video.clone().unwrap(), plan.audio.clone().unwrap());
         assert_eq!(
-            plan.video,
-            Some(TrackPlan {
-                index: 0,
-                action: Action::Copy
-            })
+            (video.index, video.codec.as_str(), video.action),
+            (0, "h264", Action::Copy)
         );
         assert_eq!(
-            plan.audio,
-            Some(TrackPlan {
-                index: 1,
-                action: Action::Aac
-            })
+            (audio.index, audio.codec.as_str(), audio.action),
+            (1, "ac3", Action::Aac)
         );
         assert!(
             plan.reasons.iter().any(|r| r.contains("ac3")),
