@@ -15,6 +15,10 @@ use bytes::Bytes;
 pub trait RangeRead: Send + Sync {
     /// The file's length in bytes.
     fn len(&self) -> u64;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// `len` bytes from `start` (fewer only at the end of the file).
     fn read(&self, start: u64, len: u64) -> impl Future<Output = std::io::Result<Bytes>> + Send;
 }
