@@ -46,6 +46,10 @@ pub struct MediaConfig {
     pub probe_timeout: Duration,
     pub max_probes: usize,
     pub allow_video_transcode: bool,
+    #[serde(with = "humantime_serde")]
+    pub hls_idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub hls_wait: Duration,
 }
 
 /// `[server]`
@@ -215,6 +219,8 @@ impl Config {
         }
         for (key, value) in [
             ("media.probe_timeout", self.media.probe_timeout),
+            ("media.hls_idle_timeout", self.media.hls_idle_timeout),
+            ("media.hls_wait", self.media.hls_wait),
             ("engine.metadata_wait", self.engine.metadata_wait),
             ("engine.metadata_timeout", self.engine.metadata_timeout),
             ("engine.stall_timeout", self.engine.stall_timeout),

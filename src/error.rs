@@ -121,7 +121,7 @@ impl ErrorCode {
 }
 
 /// An error answer: a code, a client-safe message, and optional extra headers.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AppError {
     pub code: ErrorCode,
     pub message: String,

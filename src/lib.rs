@@ -122,6 +122,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let limits = limits::Limits::new(&config)?;
     limits.spawn_housekeeping(shutdown.clone());
     let media = media::Media::new(&config.media);
+    let hls = media::hls::HlsSessions::new(config.media.hls_idle_timeout);
+    hls.spawn_reaper(shutdown.clone());
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -135,6 +137,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         api_keys,
         limits,
         media,
+        hls,
         internal_base: format!("http://{}", loopback_of(addr)),
         config: config.clone(),
         shutdown: shutdown.clone(),

@@ -46,6 +46,7 @@ pub async fn delete_stream(
     PathParam(id): PathParam<String>,
 ) -> Result<StatusCode, AppError> {
     let owner = state.streams.delete_any(&id).await?;
+    state.hls.end_stream(&id).await;
     tracing::warn!(actor = %actor.user, stream = %id, owner = %owner, "admin deleted a stream");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -84,6 +84,7 @@ pub async fn delete_stream(
     PathParam(id): PathParam<String>,
 ) -> Result<StatusCode, AppError> {
     state.streams.delete(&caller.user, &id).await?;
+    state.hls.end_stream(&id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -8,6 +8,7 @@ pub mod body;
 pub mod errors;
 pub mod events;
 pub mod extract;
+pub mod hls;
 pub mod media;
 pub mod playback;
 pub mod range;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeys>,
     pub limits: Arc<Limits>,
     pub media: Arc<Media>,
+    pub hls: Arc<crate::media::hls::HlsSessions>,
     /// `http://<loopback>:<port>`: how the server's own tools reach it.
     pub internal_base: String,
     pub config: Arc<Config>,

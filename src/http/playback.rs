@@ -54,7 +54,15 @@ pub async fn playback(
             super::media::probe(&state, &token, &meta, file, client).await
         }
         "playlist.m3u" => Ok(m3u(&state, &headers, &record, &meta, file)),
-        "play" => Ok(redirect_direct(&state, &record, &meta, file)),
+        hls if hls.starts_with("hls/") => {
+            let rest = &hls["hls/".len()..];
+            let query = query.as_deref();
+            super::hls::serve(&state, &token, &record, &meta, file, rest, query, &headers).await
+        }
+        "play" => {
+            let client = super::media::client_of(query.as_deref(), &headers);
+            play(&state, &token, &record, &meta, file, client).await
+        }
         name => serve_file(&state, &method, &headers, &record, &meta, file, name).await,
     }
 }
@@ -187,7 +195,41 @@ fn direct_path(record: &StreamRecord, meta: &TorrentMeta, file: usize) -> String
     format!("/s/{}/{name}", record.token)
 }
 
-/// `play`: direct play for now (the media plan decides HLS once it exists).
+/// `play`: 302 to the file or to the HLS master playlist, as the plan for this client says.
+/// Without ffmpeg/ffprobe it is always the file.
+async fn play(
+    state: &AppState,
+    token: &str,
+    record: &StreamRecord,
+    meta: &TorrentMeta,
+    file: usize,
+    client: crate::media::client::Client,
+) -> Result<Response, AppError> {
+    if client.plays_anything() || !state.media.readiness().await.ok() {
+        return Ok(redirect_direct(state, record, meta, file));
+    }
+    // A file ffprobe cannot read goes to the player as it is: it may know better.
+    let Ok(probed) = super::media::probe_file(state, token, meta, file).await else {
+        return Ok(redirect_direct(state, record, meta, file));
+    };
+    let allow = state.media.config.allow_video_transcode;
+    let decided = crate::media::plan::plan(&probed, client, allow)
+        .map_err(|why| AppError::new(ErrorCode::UnsupportedMedia, why.0))?;
+    if decided.mode == crate::media::plan::Mode::Direct {
+        return Ok(redirect_direct(state, record, meta, file));
+    }
+    let client = serde_json::to_value(client).unwrap_or_default();
+    let location = format!(
+        "{}/s/{}/hls/master.m3u8?client={}",
+        state.config.server.public_url,
+        record.token,
+        client.as_str().unwrap_or("browser")
+    );
+    let mut response = StatusCode::FOUND.into_response();
+    set(&mut response, header::LOCATION, &location);
+    Ok(response)
+}
+
 fn redirect_direct(
     state: &AppState,
     record: &StreamRecord,

@@ -4,6 +4,7 @@
 //! internal so rate limits do not count it.
 
 pub mod client;
+pub mod hls;
 pub mod index;
 pub mod job;
 pub mod plan;

@@ -101,3 +101,110 @@ async fn without_ffprobe_media_answers_503_and_direct_play_still_works() {
     assert_eq!(bytes, b"ftyp");
     server.stop().await;
 }
+
+/// A playlist's non-comment lines.
+fn uris(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_remuxes_the_mkv_to_segments_ffprobe_reads_as_h264_and_aac() {
+    let ffprobe = require_tool("ffprobe", "ffmpeg");
+    let root = tempfile::tempdir().unwrap();
+    let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
+    let server = TestServer::start(&root.path().join("data")).await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let hls = format!("{}/hls", prefix(&server, &stream));
+
+    let (status, _, master) = fetch(&format!("{hls}/master.m3u8?client=browser"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let master = String::from_utf8(master).unwrap();
+    assert_eq!(uris(&master), ["browser/index.m3u8"], "{master}");
+    let (status, headers, media) = fetch(&format!("{hls}/browser/index.m3u8"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["cache-control"], "no-cache");
+    let media = String::from_utf8(media).unwrap();
+    assert!(
+        media.contains("#EXT-X-PLAYLIST-TYPE:VOD") && media.contains("#EXT-X-ENDLIST"),
+        "{media}"
+    );
+    let segments = uris(&media);
+    // 2 s GOPs from 0.005 s on a 6 s grid: cuts at 6.005, 12.005 and 18.005.
+    assert_eq!(segments, ["0.m4s", "1.m4s", "2.m4s", "3.m4s"], "{media}");
+
+    let (status, _, mut joined) = fetch(&format!("{hls}/browser/init.mp4"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    for name in &segments {
+        let (status, headers, bytes) = fetch(&format!("{hls}/browser/{name}"), None).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{name}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        assert!(headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable"));
+        joined.extend(bytes);
+    }
+    let file = root.path().join("joined.mp4");
+    std::fs::write(&file, &joined).unwrap();
+    let out = std::process::Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let probe: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codecs: Vec<&str> = probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(codecs, ["h264", "aac"], "{probe}");
+    let duration: f64 = probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((19.0..21.5).contains(&duration), "{duration}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn play_redirects_each_client_where_it_can_play() {
+    require_tool("ffprobe", "ffmpeg");
+    let root = tempfile::tempdir().unwrap();
+    let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
+    let server = TestServer::start(&root.path().join("data")).await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let base = prefix(&server, &stream);
+    for (query, want) in [
+        ("?client=browser", "/hls/master.m3u8?client=browser"),
+        ("?client=safari", "/hls/master.m3u8?client=safari"),
+        ("?client=vlc", ".mkv"),
+        ("?client=mpv", ".mkv"),
+    ] {
+        let response = client()
+            .get(format!("{base}/play{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FOUND, "{query}");
+        let location = response.headers()["location"].to_str().unwrap();
+        assert!(location.ends_with(want), "{query}: {location}");
+    }
+    server.stop().await;
+}

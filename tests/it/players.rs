@@ -128,3 +128,37 @@ fn running_as_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+/// mpv plays the HLS master playlist from the start. (No `--start`: libavformat 5.1's HLS
+/// demuxer cannot seek in fMP4 playlists at all — ffmpeg's own `-hls_segment_type fmp4`
+/// output fails the same way — so seeking is shown with hls.js instead.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mpv_plays_the_hls_master_playlist() {
+    let mpv = require_tool("mpv", "mpv");
+    let root = tempfile::tempdir().unwrap();
+    let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
+    let server = TestServer::start(&root.path().join("data")).await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let direct = server.direct(&stream);
+    let master = format!(
+        "{}/hls/master.m3u8?client=browser",
+        &direct[..direct.rfind('/').unwrap()]
+    );
+    let mut mpv = tokio::process::Command::new(mpv);
+    mpv.args([
+        "--no-config",
+        "--ytdl=no",
+        "--vo=null",
+        "--ao=null",
+        "--frames=50",
+        "--msg-level=all=info",
+    ])
+    .arg(&master);
+    let (status, log) = run_tool(mpv, 90).await;
+    assert_eq!(status.code(), Some(0), "mpv failed:\n{log}");
+    assert!(
+        log.contains("h264") && log.contains("aac"),
+        "mpv saw H.264 video and AAC audio (remuxed from AC-3):\n{log}"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,247 @@
+//! `/s/{token}/hls/…`: the master playlist, each rendition's full VOD playlist (cut at the
+//! container's keyframes), its init segment and its segments, produced by the session's
+//! ffmpeg jobs. A rendition is named after the client rules it follows (`browser`, `safari`).
+//! Not ready yet → 503 `PLAYLIST_NOT_READY` with `Retry-After`.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use super::{
+    media::{client_of, probe_file},
+    AppState,
+};
+use crate::{
+    engine::TorrentMeta,
+    error::{AppError, ErrorCode},
+    media::{
+        client::Client,
+        hls::{source::TorrentRange, HlsSession, JobTemplate, SegmentState},
+        index::{self, IndexError},
+        plan::plan,
+        probe::Container,
+        segments, INTERNAL_HEADER,
+    },
+    streams::{record::StreamRecord, view::url_file_name},
+};
+
+/// Target segment length (seconds) of the VOD grid.
+const SEGMENT_SECONDS: f64 = 6.0;
+
+/// Routes `hls/{rest}`.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve(
+    state: &AppState,
+    token: &str,
+    record: &StreamRecord,
+    meta: &TorrentMeta,
+    file: usize,
+    rest: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, AppError> {
+    if !state.media.readiness().await.ok() {
+        return Err(AppError::new(
+            ErrorCode::TranscoderUnavailable,
+            "ffmpeg/ffprobe is not available on this server; direct play still works",
+        )
+        .retry_after(30));
+    }
+    if rest == "master.m3u8" {
+        let client = client_of(query, headers);
+        let rendition = rendition_of(client);
+        let text = format!(
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH=8000000\n{rendition}/index.m3u8\n"
+        );
+        return Ok(playlist(text));
+    }
+    let (rendition, name) = rest.split_once('/').ok_or_else(not_found)?;
+    let client = Client::from_name(rendition)
+        .filter(|c| !c.plays_anything())
+        .ok_or_else(not_found)?;
+    let session = session(state, token, record, meta, file, client).await?;
+    match name {
+        "index.m3u8" => Ok(playlist(segments::media_playlist(&session.segments, |n| {
+            format!("{n}.m4s")
+        }))),
+        "init.mp4" => init(state, &session).await,
+        _ => {
+            let n = name
+                .strip_suffix(".m4s")
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(not_found)?;
+            segment(state, &session, n).await
+        }
+    }
+}
+
+fn rendition_of(client: Client) -> &'static str {
+    match client {
+        Client::Safari => "safari",
+        _ => "browser",
+    }
+}
+
+fn not_found() -> AppError {
+    AppError::new(ErrorCode::NotFound, "no such HLS resource")
+}
+
+fn not_ready() -> AppError {
+    AppError::new(
+        ErrorCode::PlaylistNotReady,
+        "the transcoder is still preparing this; retry",
+    )
+    .retry_after(1)
+}
+
+fn playlist(text: String) -> Response {
+    let mut response = text.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        "application/vnd.apple.mpegurl".parse().expect("mime"),
+    );
+    headers.insert(header::CACHE_CONTROL, "no-cache".parse().expect("cache"));
+    response
+}
+
+/// The session of this stream and rendition, made on first use: probe, plan, keyframe index.
+async fn session(
+    state: &AppState,
+    token: &str,
+    record: &StreamRecord,
+    meta: &TorrentMeta,
+    file: usize,
+    client: Client,
+) -> Result<Arc<HlsSession>, AppError> {
+    let key = format!("{}/{}", record.id, rendition_of(client));
+    let make = async {
+        let probed = probe_file(state, token, meta, file).await?;
+        let decided = plan(&probed, client, state.media.config.allow_video_transcode)
+            .map_err(|why| AppError::new(ErrorCode::UnsupportedMedia, why.0))?;
+        let entry = meta.file(file).ok_or_else(not_found)?;
+        let range = TorrentRange {
+            engine: state.streams.engine().clone(),
+            info_hash: meta.info_hash.clone(),
+            file,
+            len: entry.size,
+            timeout: state.media.config.probe_timeout,
+        };
+        let keyframes = match probed.container {
+            Container::Mp4 => index::mp4::keyframes(&range).await,
+            Container::Matroska | Container::WebM => index::mkv::keyframes(&range).await,
+            _ => Err(IndexError::NoIndex),
+        }
+        .map_err(|err| {
+            tracing::warn!(error = %err, "no keyframe index");
+            AppError::new(
+                ErrorCode::UnsupportedMedia,
+                "this file has no keyframe index to cut HLS segments from",
+            )
+        })?;
+        let cut = segments::cut(&keyframes, SEGMENT_SECONDS);
+        let template = JobTemplate {
+            ffmpeg: state.media.config.ffmpeg_path.clone(),
+            ffprobe: state.media.config.ffprobe_path.clone(),
+            url: format!(
+                "{}/s/{token}/{}",
+                state.internal_base,
+                url_file_name(&entry.path)
+            ),
+            header: format!("{INTERNAL_HEADER}: {}\r\n", state.media.internal_key()),
+            plan: decided,
+        };
+        let dir = state
+            .config
+            .storage
+            .data_dir
+            .join("hls")
+            .join(key.replace('/', "-"));
+        Ok::<_, AppError>(Arc::new(HlsSession::new(key.clone(), cut, dir, template)))
+    };
+    state
+        .hls
+        .get_or_create(&key, make)
+        .await
+        .map_err(|err| AppError::clone(&err))
+}
+
+/// Waits (up to `media.hls_wait`) for `check` to give a value.
+async fn wait_for<T: Send + 'static>(
+    state: &AppState,
+    session: &Arc<HlsSession>,
+    check: impl Fn(&HlsSession) -> Result<Option<T>, String> + Send + Sync + Clone + 'static,
+) -> Result<T, AppError> {
+    let deadline = tokio::time::Instant::now() + state.media.config.hls_wait;
+    loop {
+        let (session_, check_) = (session.clone(), check.clone());
+        let found = tokio::task::spawn_blocking(move || check_(&session_))
+            .await
+            .map_err(AppError::internal)?;
+        match found {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Ok(None) => return Err(not_ready()),
+            Err(error) => {
+                tracing::warn!(session = %session.id, %error, "ffmpeg failed");
+                return Err(AppError::new(
+                    ErrorCode::TranscoderUnavailable,
+                    "the transcoder failed; retry",
+                )
+                .retry_after(2));
+            }
+        }
+        session.touch();
+    }
+}
+
+async fn init(state: &AppState, session: &Arc<HlsSession>) -> Result<Response, AppError> {
+    let path = wait_for(state, session, |s| {
+        if let Some(path) = s.init() {
+            return Ok(Some(path));
+        }
+        s.segment(0).map(|_| None)
+    })
+    .await?;
+    file_response(&[path]).await
+}
+
+async fn segment(
+    state: &AppState,
+    session: &Arc<HlsSession>,
+    n: usize,
+) -> Result<Response, AppError> {
+    if n >= session.segments.len() {
+        return Err(not_found());
+    }
+    let files = wait_for(state, session, move |s| match s.segment(n)? {
+        SegmentState::Ready(files) => Ok(Some(files)),
+        SegmentState::Pending => Ok(None),
+    })
+    .await?;
+    file_response(&files).await
+}
+
+/// The files concatenated (a segment is a few MB of GOP fragments).
+async fn file_response(files: &[std::path::PathBuf]) -> Result<Response, AppError> {
+    let mut body = Vec::new();
+    for file in files {
+        body.extend(tokio::fs::read(file).await.map_err(AppError::internal)?);
+    }
+    let mut response = (StatusCode::OK, Body::from(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, "video/mp4".parse().expect("mime"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        "private, max-age=31536000, immutable"
+            .parse()
+            .expect("cache"),
+    );
+    Ok(response)
+}

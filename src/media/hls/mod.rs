@@ -1,0 +1,77 @@
+//! HLS sessions: found in O(1) by `{stream id}/{rendition}`, kept alive by every playlist
+//! and segment request, ended after `media.hls_idle_timeout` (ffmpeg killed, folder deleted)
+//! and all ended on shutdown. A session dropped while a request still holds it ends when that
+//! request finishes.
+
+pub mod session;
+pub mod source;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+
+pub use session::{HlsSession, JobTemplate, SegmentState};
+
+/// Every HLS session of the server.
+pub struct HlsSessions {
+    cache: moka::future::Cache<String, Arc<HlsSession>>,
+}
+
+impl HlsSessions {
+    pub fn new(idle: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            cache: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(idle)
+                .build(),
+        })
+    }
+
+    /// The session for `key`, created by `make` when absent (concurrent callers share one
+    /// creation). Every call counts as use.
+    pub async fn get_or_create<F, E>(&self, key: &str, make: F) -> Result<Arc<HlsSession>, Arc<E>>
+    where
+        F: std::future::Future<Output = Result<Arc<HlsSession>, E>>,
+        E: Send + Sync + 'static,
+    {
+        let session = self.cache.try_get_with(key.to_owned(), make).await?;
+        session.touch();
+        Ok(session)
+    }
+
+    /// Ends every session of a stream (it was deleted).
+    pub async fn end_stream(&self, stream_id: &str) {
+        let prefix = format!("{stream_id}/");
+        let keys: Vec<String> = self
+            .cache
+            .iter()
+            .map(|(k, _)| (*k).clone())
+            .filter(|k| k.starts_with(&prefix))
+            .collect();
+        for key in keys {
+            self.cache.invalidate(&key).await;
+        }
+        self.cache.run_pending_tasks().await;
+    }
+
+    /// Sessions alive now.
+    pub fn count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Runs idle expiry every few seconds; ends everything at `shutdown`.
+    pub fn spawn_reaper(self: &Arc<Self>, shutdown: CancellationToken) {
+        let sessions = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => sessions.cache.run_pending_tasks().await,
+                }
+            }
+            sessions.cache.invalidate_all();
+            sessions.cache.run_pending_tasks().await;
+        });
+    }
+}
