@@ -208,3 +208,117 @@ async fn play_redirects_each_client_where_it_can_play() {
     }
     server.stop().await;
 }
+
+/// Pids of ffmpeg processes whose command line contains `marker`.
+fn ffmpeg_pids(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&cmdline);
+            text.contains("ffmpeg") && text.contains(marker)
+        })
+        .collect()
+}
+
+/// GETs `url` until it is not a 503 (honouring `Retry-After`), at most `tries` times.
+async fn until_ready(url: &str, tries: usize) -> (StatusCode, Vec<u8>, usize) {
+    for attempt in 0..tries {
+        let response = client().get(url).send().await.unwrap();
+        let status = response.status();
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            return (status, response.bytes().await.unwrap().to_vec(), attempt);
+        }
+        let (status, body) = json_of(response).await;
+        assert_error(status, &body, 503, "PLAYLIST_NOT_READY");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    panic!("{url} still not ready after {tries} tries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_faults_not_ready_killed_ffmpeg_idle_end_and_no_ffmpeg() {
+    require_tool("ffmpeg", "ffmpeg");
+    let root = tempfile::tempdir().unwrap();
+    // A slow swarm (40 KB/s for a 550 KB file, 16 KiB pieces): ffmpeg waits on it.
+    let seeder = magnetar::seeder::Seeder::start(Some(40_000)).await.unwrap();
+    let seeded = seeder
+        .seed_with(&fixtures().join("mkv"), Some(16 * 1024))
+        .await
+        .unwrap();
+    let data = root.path().join("data");
+    let server = TestServer::start_with(&data, |c| {
+        c.media.hls_wait = std::time::Duration::from_millis(500);
+        c.media.hls_idle_timeout = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let base = prefix(&server, &stream);
+    let marker = base.rsplit('.').next().unwrap().to_owned();
+    let hls = format!("{base}/hls/browser");
+
+    // Before ffmpeg has written the segment: 503 PLAYLIST_NOT_READY with Retry-After.
+    let first = client().get(format!("{hls}/1.m4s")).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(first.headers().contains_key("retry-after"));
+    let (status, body) = json_of(first).await;
+    assert_error(status, &body, 503, "PLAYLIST_NOT_READY");
+
+    // ffmpeg killed mid-job: the next segment request starts a new one and is served.
+    let running = ffmpeg_pids(&marker);
+    assert!(!running.is_empty(), "an ffmpeg job runs for the session");
+    for pid in &running {
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    let (status, bytes, _) = until_ready(&format!("{hls}/2.m4s"), 120).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert!(!bytes.is_empty());
+    let (status, _, _) = until_ready(&format!("{hls}/init.mp4"), 60).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Idle past media.hls_idle_timeout: ffmpeg gone, folder gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let folder = data.join("hls");
+    loop {
+        let left = std::fs::read_dir(&folder).map(|d| d.count()).unwrap_or(0);
+        if left == 0 && ffmpeg_pids(&marker).is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle session still has {left} folders"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    server.stop().await;
+
+    // Without ffmpeg: HLS answers 503 TRANSCODER_UNAVAILABLE; direct play still works.
+    let server = TestServer::start_with(&root.path().join("no-ffmpeg"), |c| {
+        c.media.ffmpeg_path = "/nonexistent/ffmpeg".into();
+    })
+    .await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let base = prefix(&server, &stream);
+    let (status, body) = json_of(
+        client()
+            .get(format!("{base}/hls/master.m3u8"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 503, "TRANSCODER_UNAVAILABLE");
+    let (status, _, _) = fetch(&server.direct(&stream), Some("bytes=0-3")).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    server.stop().await;
+    seeder.stop().await;
+}

@@ -17,6 +17,8 @@ use super::super::{
 /// ffmpeg jobs per session at most (one is not enough: hls.js's leftover requests for the
 /// old position would thrash it after a seek).
 pub const MAX_JOBS: usize = 2;
+/// ffmpeg crashes a session survives (each restarts the job at the segment asked for).
+pub const MAX_RESTARTS: usize = 3;
 /// A job "reaches" a segment starting this far past what it has written.
 const REACH: f64 = 30.0;
 /// Times closer than this are equal (container timestamps are ms-rounded).
@@ -52,6 +54,7 @@ pub struct HlsSession {
     template: JobTemplate,
     jobs: Mutex<Vec<Slot>>,
     next_job: std::sync::atomic::AtomicUsize,
+    restarts: std::sync::atomic::AtomicUsize,
     used: Mutex<Instant>,
 }
 
@@ -64,6 +67,7 @@ impl HlsSession {
             template,
             jobs: Mutex::new(Vec::new()),
             next_job: Default::default(),
+            restarts: Default::default(),
             used: Mutex::new(Instant::now()),
         }
     }
@@ -98,18 +102,25 @@ impl HlsSession {
         for slot in jobs.iter_mut() {
             slot.job.calibrate(&self.template.ffprobe);
         }
-        let covering = jobs.iter_mut().find(|slot| reaches(&slot.job, &segment));
-        if let Some(slot) = covering {
+        if let Some(at) = jobs.iter().position(|slot| reaches(&slot.job, &segment)) {
+            let slot = &mut jobs[at];
             slot.used = Instant::now();
+            let finished = slot.job.finished();
             let fragments = slot.job.fragments();
-            if let Some(files) = complete(&fragments, &segment, last, slot.job.finished().is_some())
-            {
+            if let Some(files) = complete(&fragments, &segment, last, finished.is_some()) {
                 return Ok(SegmentState::Ready(files));
             }
-            return match slot.job.finished() {
-                Some(Some(error)) => Err(error),
-                _ => Ok(SegmentState::Pending),
+            let Some(Some(error)) = finished else {
+                return Ok(SegmentState::Pending);
             };
+            // ffmpeg died before this segment: restart it here, a bounded number of times.
+            let crashed = jobs.remove(at);
+            let _ = std::fs::remove_dir_all(&crashed.job.dir);
+            let restarts = self.restarts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            tracing::warn!(session = %self.id, %error, restarts, "ffmpeg job failed");
+            if restarts > MAX_RESTARTS {
+                return Err(error);
+            }
         }
         if jobs.len() >= MAX_JOBS {
             let oldest = jobs
@@ -150,14 +161,15 @@ impl Drop for HlsSession {
     }
 }
 
-/// Whether `job` has written, or will soon write, the start of `segment`.
+/// Whether `job` has written, or will soon write, the start of `segment`. A job that failed
+/// counts as reaching what it should have written, so its failure is seen (and bounded).
 fn reaches(job: &Job, segment: &Segment) -> bool {
     let fragments = job.fragments();
     let begin = fragments.first().map_or(job.start, |f| f.start);
     let frontier = fragments.last().map_or(job.start, |f| f.start + f.duration);
-    let running = job.finished().is_none();
+    let succeeded = job.finished() == Some(None);
     begin <= segment.start + EPSILON
-        && (segment.start < frontier - EPSILON || (running && segment.start <= frontier + REACH))
+        && (segment.start < frontier - EPSILON || (!succeeded && segment.start <= frontier + REACH))
 }
 
 /// The fragments of `segment` when all are written: the next GOP after it has started, or
