@@ -140,10 +140,12 @@ impl Job {
         Some(pts)
     }
 
-    /// The job's init segment, once written.
+    /// The job's init segment, once complete. ffmpeg creates `init.mp4` empty and fills it
+    /// when the first GOP is flushed (`temp_file` covers only segments), so it counts as
+    /// written once the first fragment exists.
     pub fn init(&self) -> Option<PathBuf> {
         let path = self.dir.join("init.mp4");
-        path.exists().then_some(path)
+        (self.dir.join("g0.m4s").exists() && path.exists()).then_some(path)
     }
 
     /// Whether ffmpeg has exited; with the last error it logged, if any.

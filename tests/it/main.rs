@@ -4,7 +4,9 @@
 mod support;
 
 mod attacks;
+mod browser;
 mod cli;
+mod drift;
 mod errors;
 mod limits;
 mod media;

@@ -138,6 +138,8 @@ async fn hls_remuxes_the_mkv_to_segments_ffprobe_reads_as_h264_and_aac() {
 
     let (status, _, mut joined) = fetch(&format!("{hls}/browser/init.mp4"), None).await;
     assert_eq!(status, StatusCode::OK);
+    // ffmpeg creates init.mp4 empty first: it must never be served before it is complete.
+    assert!(joined.len() > 500, "init segment of {} bytes", joined.len());
     for name in &segments {
         let (status, headers, bytes) = fetch(&format!("{hls}/browser/{name}"), None).await;
         assert_eq!(

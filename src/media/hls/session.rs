@@ -116,7 +116,10 @@ impl HlsSession {
             // ffmpeg died before this segment: restart it here, a bounded number of times.
             let crashed = jobs.remove(at);
             let _ = std::fs::remove_dir_all(&crashed.job.dir);
-            let restarts = self.restarts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let restarts = self
+                .restarts
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
             tracing::warn!(session = %self.id, %error, restarts, "ffmpeg job failed");
             if restarts > MAX_RESTARTS {
                 return Err(error);

@@ -1,0 +1,109 @@
+//! A real browser: Debian's Chromium, driven by playwright-core (`tests/browser/play.mjs`),
+//! plays the HLS remux of the H.264 + AC-3 MKV with hls.js from a page on another origin, then
+//! seeks to a far segment and plays on. Chromium fails silently on codecs it can't decode, so the
+//! proof is decoded video frames and decoded audio bytes, not `currentTime`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The page's seek target: inside segment 2 (12.005–18.005 s) of the 20 s fixture.
+const SEEK_TO: f64 = 15.0;
+/// Seconds the page plays, from the start and again from the seek target.
+const PLAY_FOR: f64 = 0.5;
+
+/// Fails (never skips) when Chromium, node or the npm packages are missing.
+fn require_browser() -> (PathBuf, PathBuf) {
+    let node = require_tool("node", "nodejs npm");
+    assert!(
+        Path::new("/usr/bin/chromium").is_file(),
+        "`/usr/bin/chromium` is required for this test: install it with \
+         `apt-get install -y chromium` (or run scripts/deps)"
+    );
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir()
+            && dir.join("node_modules/hls.js/dist/hls.min.js").is_file(),
+        "playwright-core and hls.js are required for this test: run \
+         `npm ci --prefix tests/browser` (or scripts/deps)"
+    );
+    (node, dir.join("play.mjs"))
+}
+
+/// Runs the driver on `master`; returns its result JSON and its whole log.
+async fn play_in_chromium(node: &Path, script: &Path, master: &str) -> (Value, String) {
+    let mut command = tokio::process::Command::new(node);
+    command
+        .arg(script)
+        .arg(master)
+        .arg(SEEK_TO.to_string())
+        .arg(PLAY_FOR.to_string());
+    let (status, log) = run_tool(command, 120).await;
+    let result = log
+        .lines()
+        .find_map(|l| l.strip_prefix("MAGNETAR_BROWSER_RESULT "))
+        .map(|json| serde_json::from_str(json).expect("the driver prints JSON"))
+        .unwrap_or_else(|| panic!("the driver printed no result ({status}):\n{log}"));
+    assert!(status.success(), "the driver failed ({status}):\n{log}");
+    (result, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_plays_the_hls_remux_with_hls_js_and_seeks_to_a_far_segment() {
+    require_tool("ffprobe", "ffmpeg");
+    let (node, script) = require_browser();
+    let root = tempfile::tempdir().unwrap();
+    let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
+    let server = TestServer::start_with(&root.path().join("data"), |c| {
+        // The page is served from another origin, as a web player's would be.
+        c.server.cors_origins = vec!["*".into()];
+    })
+    .await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let direct = server.direct(&stream);
+    let master = format!(
+        "{}/hls/master.m3u8?client=browser",
+        &direct[..direct.rfind('/').unwrap()]
+    );
+
+    let (r, log) = play_in_chromium(&node, &script, &master).await;
+    let n = |key: &str| r[key].as_f64().unwrap_or(0.0);
+    assert!(
+        !r["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["fatal"] == true),
+        "no fatal hls.js error:\n{log}"
+    );
+    // From the start: a picture, decoded frames and decoded (AAC) audio while the clock ran.
+    assert!(n("width") > 0.0, "a picture:\n{log}");
+    assert!(n("frames_before") > 0.0, "decoded video frames:\n{log}");
+    assert!(n("audio_bytes_before") > 0.0, "decoded audio:\n{log}");
+    assert!(n("time_before") >= PLAY_FOR, "the clock ran:\n{log}");
+    // The seek target was not buffered: the page had to fetch that far segment.
+    assert!(
+        r["buffered_before_seek"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|range| range[1].as_f64().unwrap() < SEEK_TO),
+        "the seek went past what was buffered:\n{log}"
+    );
+    // From the seek: playing on, with more frames and more audio decoded.
+    assert!(
+        n("time_after_seek") >= SEEK_TO + PLAY_FOR,
+        "played on from the seek:\n{log}"
+    );
+    assert!(
+        n("frames_after_seek") > n("frames_at_seek"),
+        "decoded frames after the seek:\n{log}"
+    );
+    assert!(
+        n("audio_bytes_after_seek") > n("audio_bytes_at_seek"),
+        "decoded audio after the seek:\n{log}"
+    );
+    server.stop().await;
+}
