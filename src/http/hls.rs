@@ -16,7 +16,7 @@ use super::{
     AppState,
 };
 use crate::{
-    engine::TorrentMeta,
+    engine::{files::companions, TorrentMeta},
     error::{AppError, ErrorCode},
     media::{
         client::Client,
@@ -24,7 +24,9 @@ use crate::{
         index::{self, IndexError},
         plan::plan,
         probe::Container,
-        segments, INTERNAL_HEADER,
+        segments,
+        subtitles::language_of,
+        INTERNAL_HEADER,
     },
     streams::{record::StreamRecord, view::url_file_name},
 };
@@ -53,11 +55,10 @@ pub async fn serve(
     }
     if rest == "master.m3u8" {
         let client = client_of(query, headers);
-        let rendition = rendition_of(client);
-        let text = format!(
-            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH=8000000\n{rendition}/index.m3u8\n"
-        );
-        return Ok(playlist(text));
+        return Ok(playlist(master(meta, file, rendition_of(client))));
+    }
+    if let Some(name) = rest.strip_prefix("subs/") {
+        return subtitle_rendition(state, token, meta, file, name).await;
     }
     let (rendition, name) = rest.split_once('/').ok_or_else(not_found)?;
     let client = Client::from_name(rendition)
@@ -77,6 +78,62 @@ pub async fn serve(
             segment(state, &session, n).await
         }
     }
+}
+
+/// The master playlist: one video rendition, and each external subtitle file as a
+/// `SUBTITLES` rendition.
+fn master(meta: &TorrentMeta, file: usize, rendition: &str) -> String {
+    let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let tracks = companions(&meta.files, file);
+    for (k, index) in tracks.iter().enumerate() {
+        let path = meta.file(*index).map(|f| f.path.as_str()).unwrap_or("");
+        let lang = language_of(path).unwrap_or_else(|| format!("sub{k}"));
+        text.push_str(&format!(
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{lang}\",LANGUAGE=\"{lang}\",DEFAULT=NO,AUTOSELECT=YES,URI=\"subs/{k}.m3u8\"\n"
+        ));
+    }
+    let subtitles = if tracks.is_empty() {
+        ""
+    } else {
+        ",SUBTITLES=\"subs\""
+    };
+    text.push_str(&format!(
+        "#EXT-X-STREAM-INF:BANDWIDTH=8000000{subtitles}\n{rendition}/index.m3u8\n"
+    ));
+    text
+}
+
+/// `hls/subs/{k}.m3u8` (one WebVTT file covering the whole duration) and `hls/subs/{k}.vtt`
+/// (the WebVTT with `X-TIMESTAMP-MAP=MPEGTS:0`, as fMP4 renditions want).
+async fn subtitle_rendition(
+    state: &AppState,
+    token: &str,
+    meta: &TorrentMeta,
+    file: usize,
+    name: &str,
+) -> Result<Response, AppError> {
+    if let Some(k) = name.strip_suffix(".m3u8") {
+        let k: usize = k.parse().map_err(|_| not_found())?;
+        companions(&meta.files, file).get(k).ok_or_else(not_found)?;
+        let duration = probe_file(state, token, meta, file)
+            .await?
+            .duration
+            .unwrap_or(86_400.0);
+        let text = format!(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:{duration:.3},\n{k}.vtt\n#EXT-X-ENDLIST\n",
+            duration.ceil() as u64
+        );
+        return Ok(playlist(text));
+    }
+    let response = super::subtitles::serve(state, meta, file, name).await?;
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(AppError::internal)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let rest = text.strip_prefix("WEBVTT").unwrap_or(&text);
+    let mapped = format!("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000{rest}");
+    Ok(Response::from_parts(parts, Body::from(mapped)))
 }
 
 fn rendition_of(client: Client) -> &'static str {

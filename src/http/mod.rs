@@ -13,6 +13,7 @@ pub mod media;
 pub mod playback;
 pub mod range;
 pub mod security;
+pub mod subtitles;
 
 use std::sync::Arc;
 

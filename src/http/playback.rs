@@ -54,6 +54,9 @@ pub async fn playback(
             super::media::probe(&state, &token, &meta, file, client).await
         }
         "playlist.m3u" => Ok(m3u(&state, &headers, &record, &meta, file)),
+        subs if subs.starts_with("subs/") => {
+            super::subtitles::serve(&state, &meta, file, &subs["subs/".len()..]).await
+        }
         hls if hls.starts_with("hls/") => {
             let rest = &hls["hls/".len()..];
             let query = query.as_deref();

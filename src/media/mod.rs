@@ -10,6 +10,7 @@ pub mod job;
 pub mod plan;
 pub mod probe;
 pub mod segments;
+pub mod subtitles;
 pub mod tool;
 
 use std::{

@@ -53,6 +53,8 @@ pub struct ProgressView {
 pub struct UrlsView {
     pub direct: Option<String>,
     pub play: String,
+    /// HLS master playlist (remuxed/transcoded for browsers).
+    pub hls: Option<String>,
     pub m3u: String,
     pub subtitles: Vec<SubtitleView>,
 }
@@ -99,12 +101,35 @@ pub fn render(snapshot: &StreamSnapshot, status: Option<&FileStatus>, base: &str
         urls: UrlsView {
             direct: chosen.map(|f| format!("{prefix}/{}", url_file_name(&f.path))),
             play: format!("{prefix}/play"),
+            hls: chosen.map(|_| format!("{prefix}/hls/master.m3u8")),
             m3u: format!("{prefix}/playlist.m3u"),
-            subtitles: Vec::new(),
+            subtitles: meta
+                .zip(chosen)
+                .map(|(m, f)| subtitle_views(m, f.index, &prefix))
+                .unwrap_or_default(),
         },
         expires_at: rfc3339(record.token_expires_at),
         created_at: rfc3339(record.created_at),
     }
+}
+
+/// The external subtitle files next to the video, numbered as `subs/{k}.vtt`.
+fn subtitle_views(
+    meta: &crate::engine::TorrentMeta,
+    video: usize,
+    prefix: &str,
+) -> Vec<SubtitleView> {
+    crate::engine::files::companions(&meta.files, video)
+        .iter()
+        .enumerate()
+        .filter_map(|(k, &index)| {
+            let file = meta.file(index)?;
+            Some(SubtitleView {
+                lang: crate::media::subtitles::language_of(&file.path),
+                url: format!("{prefix}/subs/{k}.vtt"),
+            })
+        })
+        .collect()
 }
 
 fn progress(status: &FileStatus) -> ProgressView {
