@@ -46,6 +46,7 @@ pub struct MediaConfig {
     pub probe_timeout: Duration,
     pub max_probes: usize,
     pub allow_video_transcode: bool,
+    pub max_transcodes: usize,
     #[serde(with = "humantime_serde")]
     pub hls_idle_timeout: Duration,
     #[serde(with = "humantime_serde")]
@@ -213,6 +214,12 @@ impl Config {
         }
         if self.engine.request_window == 0 {
             return Err(invalid("engine.request_window", "must be at least 1"));
+        }
+        if self.media.max_transcodes == 0 {
+            return Err(invalid(
+                "media.max_transcodes",
+                "must be at least 1 (turn video transcoding off with media.allow_video_transcode)",
+            ));
         }
         if self.media.max_probes == 0 {
             return Err(invalid("media.max_probes", "must be at least 1"));

@@ -210,6 +210,11 @@ async fn session(
                 url_file_name(&entry.path)
             ),
             header: format!("{INTERNAL_HEADER}: {}\r\n", state.media.internal_key()),
+            transcodes: decided
+                .video
+                .as_ref()
+                .filter(|v| v.action == crate::media::plan::Action::H264)
+                .map(|_| state.media.transcodes.clone()),
             plan: decided,
         };
         let dir = state

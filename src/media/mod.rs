@@ -60,6 +60,8 @@ pub struct Media {
     probes: moka::future::Cache<(String, usize), Arc<Probe>>,
     internal_key: String,
     ready: Mutex<Option<(Instant, Readiness)>>,
+    /// Video-transcode slots (`media.max_transcodes`).
+    pub transcodes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Media {
@@ -76,6 +78,7 @@ impl Media {
             internal_key: hex::encode(key),
             config: config.clone(),
             ready: Mutex::new(None),
+            transcodes: Arc::new(tokio::sync::Semaphore::new(config.max_transcodes)),
         })
     }
 

@@ -385,3 +385,68 @@ async fn the_srt_next_to_the_video_is_listed_and_served_as_webvtt() {
     );
     server.stop().await;
 }
+
+/// Generates `seconds` of MPEG-4 Part 2 video (which browsers cannot decode) in an MKV.
+fn mpeg4_clip(dir: &std::path::Path, name: &str, source: &str, seconds: u32) -> std::path::PathBuf {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join(format!("{name}.mkv"));
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!("{source}=size=320x180:rate=25:duration={seconds}"))
+        .args(["-c:v", "mpeg4", "-q:v", "8", "-g", "50"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs (apt-get install -y ffmpeg)");
+    assert!(status.success());
+    folder
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_transcodes_wait_for_a_free_slot() {
+    require_tool("ffmpeg", "ffmpeg");
+    let root = tempfile::tempdir().unwrap();
+    let seeder = magnetar::seeder::Seeder::start(None).await.unwrap();
+    let long = seeder
+        .seed(&mpeg4_clip(root.path(), "long", "testsrc2", 180))
+        .await
+        .unwrap();
+    let other = seeder
+        .seed(&mpeg4_clip(root.path(), "other", "smptebars", 30))
+        .await
+        .unwrap();
+    let server = TestServer::start_with(&root.path().join("data"), |c| {
+        c.media.max_transcodes = 1;
+        c.media.hls_wait = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let a = server.stream_of("alice", &long.magnet).await;
+    let b = server.stream_of("alice", &other.magnet).await;
+    let (status, body) = probe(&prefix(&server, &a), "?client=browser", None).await;
+    assert_eq!(body["plan"]["mode"], "transcode", "{status} {body}");
+
+    // A's transcode takes the only slot; B's first segment waits for it.
+    let a_segment = format!("{}/hls/browser/0.m4s", prefix(&server, &a));
+    let (status, _, _) = until_ready(&a_segment, 100).await;
+    assert_eq!(status, StatusCode::OK);
+    let b_segment = format!("{}/hls/browser/0.m4s", prefix(&server, &b));
+    let (status, body) = json_of(client().get(&b_segment).send().await.unwrap()).await;
+    assert_error(status, &body, 503, "PLAYLIST_NOT_READY");
+    let transcoding = ffmpeg_pids("libx264").len();
+    assert_eq!(transcoding, 1, "one video transcode at a time");
+
+    // Deleting A ends its job and frees the slot: B is served.
+    assert_eq!(
+        server.delete("alice", a["id"].as_str().unwrap()).await,
+        StatusCode::NO_CONTENT
+    );
+    let (status, bytes, _) = until_ready(&b_segment, 100).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    server.stop().await;
+    seeder.stop().await;
+}

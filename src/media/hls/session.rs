@@ -4,9 +4,11 @@
 
 use std::{
     path::PathBuf,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::super::{
     job::{Fragment, Job, JobSpec},
@@ -39,11 +41,15 @@ pub struct JobTemplate {
     pub url: String,
     pub header: String,
     pub plan: Plan,
+    /// The server's video-transcode slots (`media.max_transcodes`), when this plan
+    /// transcodes video; a job holds one while ffmpeg runs.
+    pub transcodes: Option<Arc<Semaphore>>,
 }
 
 struct Slot {
     job: Job,
     used: Instant,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 /// An HLS session.
@@ -101,6 +107,9 @@ impl HlsSession {
         let mut jobs = self.jobs.lock().expect("jobs lock");
         for slot in jobs.iter_mut() {
             slot.job.calibrate(&self.template.ffprobe);
+            if slot.job.finished().is_some() {
+                slot.permit = None;
+            }
         }
         if let Some(at) = jobs.iter().position(|slot| reaches(&slot.job, &segment)) {
             let slot = &mut jobs[at];
@@ -135,6 +144,14 @@ impl HlsSession {
             let evicted = jobs.remove(oldest);
             let _ = std::fs::remove_dir_all(&evicted.job.dir);
         }
+        let permit = match &self.template.transcodes {
+            // Every transcode slot busy: not ready yet (the player retries).
+            Some(slots) => match slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => return Ok(SegmentState::Pending),
+            },
+            None => None,
+        };
         let number = self
             .next_job
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -150,6 +167,7 @@ impl HlsSession {
         let job = Job::spawn(&spec).map_err(|e| format!("cannot start ffmpeg: {e}"))?;
         jobs.push(Slot {
             job,
+            permit,
             used: Instant::now(),
         });
         Ok(SegmentState::Pending)
