@@ -21,6 +21,9 @@ use ffmpeg_sidecar::{
 
 use super::plan::{Action, Plan};
 
+/// How long measuring a job's first fragment may take.
+const CALIBRATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The playlist ffmpeg keeps up to date in the job's folder.
 const INDEX: &str = "index.m3u8";
 
@@ -121,7 +124,7 @@ impl Job {
         if self.init().is_none() || !first.exists() {
             return None;
         }
-        let out = std::process::Command::new(ffprobe)
+        let mut out = std::process::Command::new(ffprobe)
             .current_dir(&self.dir)
             .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
             .args([
@@ -132,9 +135,24 @@ impl Job {
                 "%+#1",
             ])
             .arg("concat:init.mp4|g0.m4s")
-            .output()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
             .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
+        // Two small local files: a few ms. Bounded all the same.
+        let deadline = std::time::Instant::now() + CALIBRATE_TIMEOUT;
+        while out.try_wait().ok()?.is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = out.kill();
+                let _ = out.wait();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut out.stdout.take()?, &mut stdout).ok()?;
+        let text = stdout;
         let pts: f64 = text.lines().next()?.trim_end_matches(',').parse().ok()?;
         *self.measured.lock().expect("measured lock") = Some(pts);
         Some(pts)
