@@ -120,40 +120,9 @@ impl Job {
         if let Some(known) = *self.measured.lock().expect("measured lock") {
             return Some(known);
         }
-        let first = self.dir.join("g0.m4s");
-        if self.init().is_none() || !first.exists() {
-            return None;
-        }
-        let mut out = std::process::Command::new(ffprobe)
-            .current_dir(&self.dir)
-            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-            .args([
-                "packet=pts_time",
-                "-of",
-                "csv=p=0",
-                "-read_intervals",
-                "%+#1",
-            ])
-            .arg("concat:init.mp4|g0.m4s")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        // Two small local files: a few ms. Bounded all the same.
-        let deadline = std::time::Instant::now() + CALIBRATE_TIMEOUT;
-        while out.try_wait().ok()?.is_none() {
-            if std::time::Instant::now() > deadline {
-                let _ = out.kill();
-                let _ = out.wait();
-                return None;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let mut stdout = String::new();
-        std::io::Read::read_to_string(&mut out.stdout.take()?, &mut stdout).ok()?;
-        let text = stdout;
-        let pts: f64 = text.lines().next()?.trim_end_matches(',').parse().ok()?;
+        // The init segment counts as written once the first fragment is.
+        self.init()?;
+        let pts = first_video_pts(ffprobe, &self.dir, "concat:init.mp4|g0.m4s")?;
         *self.measured.lock().expect("measured lock") = Some(pts);
         Some(pts)
     }
@@ -201,6 +170,39 @@ impl Drop for Job {
             let _ = child.as_inner_mut().wait();
         }
     }
+}
+
+/// The first video packet's timestamp of `input` (relative to `dir`), by ffprobe, bounded by
+/// [`CALIBRATE_TIMEOUT`] (small local files: a few ms).
+fn first_video_pts(ffprobe: &Path, dir: &Path, input: &str) -> Option<f64> {
+    let mut child = std::process::Command::new(ffprobe)
+        .current_dir(dir)
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args([
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+            "-read_intervals",
+            "%+#1",
+            input,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + CALIBRATE_TIMEOUT;
+    while child.try_wait().ok()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut text).ok()?;
+    text.lines().next()?.trim_end_matches(',').parse().ok()
 }
 
 /// ffmpeg's arguments for `spec`: DESIGN.md's command, verified with ffmpeg 5.1.
@@ -304,26 +306,6 @@ mod tests {
     use super::*;
     use crate::media::plan::{Mode, TrackPlan};
 
-    fn ffprobe_first_pts(file: &Path, stream: &str) -> f64 {
-        let out = std::process::Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", stream, "-show_entries"])
-            .args([
-                "packet=pts_time",
-                "-of",
-                "csv=p=0",
-                "-read_intervals",
-                "%+#1",
-            ])
-            .arg(file)
-            .output()
-            .expect("ffprobe runs (apt-get install -y ffmpeg)");
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.lines()
-            .next()
-            .and_then(|l| l.trim_end_matches(',').parse().ok())
-            .unwrap_or(f64::NAN)
-    }
-
     /// The committed H.264 + AC-3 MKV from its keyframe at 8.005 s: video copied, audio to
     /// AAC; every GOP fragment's first video timestamp is the time the job assigns it.
     #[test]
@@ -375,7 +357,8 @@ mod tests {
             let mut bytes = init.clone();
             bytes.extend(std::fs::read(&fragment.path).unwrap());
             std::fs::write(&joined, bytes).unwrap();
-            let pts = ffprobe_first_pts(&joined, "v:0");
+            let pts = first_video_pts(Path::new("ffprobe"), dir.path(), "joined.mp4")
+                .expect("ffprobe reads the fragment (apt-get install -y ffmpeg)");
             assert!(
                 (pts - fragment.start).abs() < 0.1,
                 "{fragment:?} starts at {pts}"

@@ -62,10 +62,9 @@ async fn chromium_plays_the_hls_remux_with_hls_js_and_seeks_to_a_far_segment() {
     })
     .await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
-    let direct = server.direct(&stream);
     let master = format!(
         "{}/hls/master.m3u8?client=browser",
-        &direct[..direct.rfind('/').unwrap()]
+        server.playback_base(&stream)
     );
 
     let (r, log) = play_in_chromium(&node, &script, &master).await;

@@ -227,8 +227,7 @@ async fn every_segment_starts_at_its_playlist_time_across_seeks_and_job_joins() 
     let server = TestServer::start(&root.path().join("data")).await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
     wait_complete(&server, stream["id"].as_str().unwrap()).await;
-    let direct = server.direct(&stream);
-    let hls = format!("{}/hls", &direct[..direct.rfind('/').unwrap()]);
+    let hls = format!("{}/hls", server.playback_base(&stream));
 
     get_ready(&format!("{hls}/master.m3u8?client=browser")).await;
     let playlist =

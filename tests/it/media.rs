@@ -17,12 +17,6 @@ async fn probe(url: &str, query: &str, agent: Option<&str>) -> (StatusCode, Valu
     json_of(request.send().await.unwrap()).await
 }
 
-/// The `/s/{token}` prefix of a stream's URLs.
-fn prefix(server: &TestServer, stream: &Value) -> String {
-    let direct = server.direct(stream);
-    direct[..direct.rfind('/').unwrap()].to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_reads_the_mkv_and_plans_per_client() {
     require_tool("ffprobe", "ffmpeg");
@@ -34,7 +28,7 @@ async fn probe_reads_the_mkv_and_plans_per_client() {
     })
     .await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
-    let base = prefix(&server, &stream);
+    let base = server.playback_base(&stream);
 
     let (status, body) = probe(&base, "?client=browser", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -94,7 +88,7 @@ async fn without_ffprobe_media_answers_503_and_direct_play_still_works() {
     );
 
     let stream = server.stream_of("alice", &seeded.magnet).await;
-    let (status, body) = probe(&prefix(&server, &stream), "", None).await;
+    let (status, body) = probe(&server.playback_base(&stream), "", None).await;
     assert_error(status, &body, 503, "TRANSCODER_UNAVAILABLE");
     let (status, _, bytes) = fetch(&server.direct(&stream), Some("bytes=4-7")).await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
@@ -118,7 +112,7 @@ async fn hls_remuxes_the_mkv_to_segments_ffprobe_reads_as_h264_and_aac() {
     let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
     let server = TestServer::start(&root.path().join("data")).await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
-    let hls = format!("{}/hls", prefix(&server, &stream));
+    let hls = format!("{}/hls", server.playback_base(&stream));
 
     let (status, _, master) = fetch(&format!("{hls}/master.m3u8?client=browser"), None).await;
     assert_eq!(status, StatusCode::OK);
@@ -192,7 +186,7 @@ async fn play_redirects_each_client_where_it_can_play() {
     let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
     let server = TestServer::start(&root.path().join("data")).await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
-    let base = prefix(&server, &stream);
+    let base = server.playback_base(&stream);
     for (query, want) in [
         ("?client=browser", "/hls/master.m3u8?client=browser"),
         ("?client=safari", "/hls/master.m3u8?client=safari"),
@@ -256,7 +250,7 @@ async fn hls_faults_not_ready_killed_ffmpeg_idle_end_and_no_ffmpeg() {
     })
     .await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
-    let base = prefix(&server, &stream);
+    let base = server.playback_base(&stream);
     let marker = base.rsplit('.').next().unwrap().to_owned();
     let hls = format!("{base}/hls/browser");
 
@@ -309,7 +303,7 @@ async fn hls_faults_not_ready_killed_ffmpeg_idle_end_and_no_ffmpeg() {
     })
     .await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
-    let base = prefix(&server, &stream);
+    let base = server.playback_base(&stream);
     let (status, body) = json_of(
         client()
             .get(format!("{base}/hls/master.m3u8"))
@@ -359,7 +353,7 @@ async fn the_srt_next_to_the_video_is_listed_and_served_as_webvtt() {
     assert_error(status, &body, 404, "FILE_NOT_FOUND");
 
     // The same track as an HLS SUBTITLES rendition, mapped for fMP4.
-    let hls = format!("{}/hls", prefix(&server, &stream));
+    let hls = format!("{}/hls", server.playback_base(&stream));
     let (_, _, master) = fetch(&format!("{hls}/master.m3u8?client=browser"), None).await;
     let master = String::from_utf8(master).unwrap();
     assert!(
@@ -422,14 +416,14 @@ async fn video_transcodes_wait_for_a_free_slot() {
     .await;
     let a = server.stream_of("alice", &long.magnet).await;
     let b = server.stream_of("alice", &other.magnet).await;
-    let (status, body) = probe(&prefix(&server, &a), "?client=browser", None).await;
+    let (status, body) = probe(&server.playback_base(&a), "?client=browser", None).await;
     assert_eq!(body["plan"]["mode"], "transcode", "{status} {body}");
 
     // A's transcode takes the only slot; B's first segment waits for it.
-    let a_segment = format!("{}/hls/browser/0.m4s", prefix(&server, &a));
+    let a_segment = format!("{}/hls/browser/0.m4s", server.playback_base(&a));
     let (status, _, _) = until_ready(&a_segment, 100).await;
     assert_eq!(status, StatusCode::OK);
-    let b_segment = format!("{}/hls/browser/0.m4s", prefix(&server, &b));
+    let b_segment = format!("{}/hls/browser/0.m4s", server.playback_base(&b));
     let (status, body) = json_of(client().get(&b_segment).send().await.unwrap()).await;
     assert_error(status, &body, 503, "PLAYLIST_NOT_READY");
     let transcoding = ffmpeg_pids("libx264").len();

@@ -5,14 +5,10 @@ use std::time::Duration;
 
 use crate::support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn mpv_plays_a_moov_at_end_mp4_from_a_seek() {
+/// Runs mpv headless on `url` for 50 frames (plus `extra` options); returns its exit status
+/// and log.
+async fn mpv_on(url: &str, extra: &[&str]) -> (std::process::ExitStatus, String) {
     let mpv = require_tool("mpv", "mpv");
-    let root = tempfile::tempdir().unwrap();
-    let (_seeder, seeded) = seed(&fixtures().join("moov-at-end.mp4"), None).await;
-    let server = TestServer::start(&root.path().join("data")).await;
-    let stream = server.stream_of("alice", &seeded.magnet).await;
-    let url = server.direct(&stream);
     let mut mpv = tokio::process::Command::new(mpv);
     mpv.args([
         "--no-config",
@@ -20,11 +16,21 @@ async fn mpv_plays_a_moov_at_end_mp4_from_a_seek() {
         "--vo=null",
         "--ao=null",
         "--frames=50",
-        "--start=30",
-        "--msg-level=all=info",
     ])
-    .arg(&url);
-    let (status, log) = run_tool(mpv, 90).await;
+    .args(["--msg-level=all=info"])
+    .args(extra)
+    .arg(url);
+    run_tool(mpv, 90).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mpv_plays_a_moov_at_end_mp4_from_a_seek() {
+    require_tool("mpv", "mpv");
+    let root = tempfile::tempdir().unwrap();
+    let (_seeder, seeded) = seed(&fixtures().join("moov-at-end.mp4"), None).await;
+    let server = TestServer::start(&root.path().join("data")).await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let (status, log) = mpv_on(&server.direct(&stream), &["--start=30"]).await;
     assert_eq!(status.code(), Some(0), "mpv failed:\n{log}");
     assert!(
         log.contains("Video --vid=1") && log.contains("h264"),
@@ -134,27 +140,16 @@ fn running_as_root() -> bool {
 /// output fails the same way — so seeking is shown with hls.js instead.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mpv_plays_the_hls_master_playlist() {
-    let mpv = require_tool("mpv", "mpv");
+    require_tool("mpv", "mpv");
     let root = tempfile::tempdir().unwrap();
     let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
     let server = TestServer::start(&root.path().join("data")).await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
-    let direct = server.direct(&stream);
     let master = format!(
         "{}/hls/master.m3u8?client=browser",
-        &direct[..direct.rfind('/').unwrap()]
+        server.playback_base(&stream)
     );
-    let mut mpv = tokio::process::Command::new(mpv);
-    mpv.args([
-        "--no-config",
-        "--ytdl=no",
-        "--vo=null",
-        "--ao=null",
-        "--frames=50",
-        "--msg-level=all=info",
-    ])
-    .arg(&master);
-    let (status, log) = run_tool(mpv, 90).await;
+    let (status, log) = mpv_on(&master, &[]).await;
     assert_eq!(status.code(), Some(0), "mpv failed:\n{log}");
     assert!(
         log.contains("h264") && log.contains("aac"),

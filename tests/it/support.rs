@@ -133,6 +133,12 @@ impl TestServer {
     pub fn direct(&self, stream: &Value) -> String {
         self.url(stream["urls"]["direct"].as_str().expect("direct url"))
     }
+
+    /// The absolute `/s/{token}` prefix of a stream's playback URLs.
+    pub fn playback_base(&self, stream: &Value) -> String {
+        let direct = self.direct(stream);
+        direct[..direct.rfind('/').expect("a file name")].to_owned()
+    }
 }
 
 /// A client with bounded timeouts.
