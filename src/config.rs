@@ -51,6 +51,9 @@ pub struct MediaConfig {
     pub hls_idle_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub hls_wait: Duration,
+    /// How long extracting one embedded subtitle track (reading the whole file) may take.
+    #[serde(with = "humantime_serde")]
+    pub subtitle_timeout: Duration,
 }
 
 /// `[server]`
@@ -228,6 +231,7 @@ impl Config {
             ("media.probe_timeout", self.media.probe_timeout),
             ("media.hls_idle_timeout", self.media.hls_idle_timeout),
             ("media.hls_wait", self.media.hls_wait),
+            ("media.subtitle_timeout", self.media.subtitle_timeout),
             ("engine.metadata_wait", self.engine.metadata_wait),
             ("engine.metadata_timeout", self.engine.metadata_timeout),
             ("engine.stall_timeout", self.engine.stall_timeout),

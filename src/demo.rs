@@ -54,7 +54,7 @@ pub async fn run(
             .create(DEMO_USER, source, None, peers)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the {name} stream: {e}"))?;
-        let view = crate::streams::view::render(&stream, None, &base);
+        let view = crate::streams::view::render(&stream, None, None, &base);
         if let Some(direct) = view.urls.direct {
             println!(
                 "{name}:\n  mpv {direct}\n  vlc {base}/s/{}/playlist.m3u\n",

@@ -26,15 +26,13 @@ pub struct AllStreams {
 
 /// `GET /api/v1/admin/streams`
 pub async fn list_streams(State(state): State<AppState>, Admin(actor): Admin) -> Json<AllStreams> {
-    let streams: Vec<OwnedStream> = state
-        .streams
-        .list_all()
-        .iter()
-        .map(|s| OwnedStream {
-            user: s.record.user.clone(),
-            stream: view(&state, s),
-        })
-        .collect();
+    let mut streams = Vec::new();
+    for snapshot in state.streams.list_all() {
+        streams.push(OwnedStream {
+            user: snapshot.record.user.clone(),
+            stream: view(&state, &snapshot).await,
+        });
+    }
     tracing::info!(actor = %actor.user, count = streams.len(), "admin listed all streams");
     Json(AllStreams { streams })
 }

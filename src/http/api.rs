@@ -38,7 +38,7 @@ pub async fn create_stream(
         (_, Created::New) => StatusCode::CREATED,
         (_, Created::Existing) => StatusCode::OK,
     };
-    Ok((status, Json(view(&state, &snapshot))))
+    Ok((status, Json(view(&state, &snapshot).await)))
 }
 
 #[derive(Serialize)]
@@ -48,12 +48,10 @@ pub struct StreamList {
 
 /// `GET /api/v1/streams`
 pub async fn list_streams(State(state): State<AppState>, caller: Caller) -> Json<StreamList> {
-    let streams = state
-        .streams
-        .list(&caller.user)
-        .iter()
-        .map(|s| view(&state, s))
-        .collect();
+    let mut streams = Vec::new();
+    for snapshot in state.streams.list(&caller.user) {
+        streams.push(view(&state, &snapshot).await);
+    }
     Json(StreamList { streams })
 }
 
@@ -64,7 +62,7 @@ pub async fn get_stream(
     PathParam(id): PathParam<String>,
 ) -> Result<Json<StreamView>, AppError> {
     let snapshot = state.streams.get(&caller.user, &id)?;
-    Ok(Json(view(&state, &snapshot)))
+    Ok(Json(view(&state, &snapshot).await))
 }
 
 /// `POST /api/v1/streams/{id}/refresh`
@@ -74,7 +72,7 @@ pub async fn refresh_stream(
     PathParam(id): PathParam<String>,
 ) -> Result<Json<StreamView>, AppError> {
     let snapshot = state.streams.refresh(&caller.user, &id)?;
-    Ok(Json(view(&state, &snapshot)))
+    Ok(Json(view(&state, &snapshot).await))
 }
 
 /// `DELETE /api/v1/streams/{id}`
@@ -127,10 +125,18 @@ pub async fn parse_torrent(_caller: Caller, request: TorrentRequest) -> Json<Par
     })
 }
 
-pub(super) fn view(state: &AppState, snapshot: &StreamSnapshot) -> StreamView {
-    let status = match (&snapshot.phase, snapshot.record.file_index) {
-        (Phase::Ready(meta), Some(file)) => Some(state.streams.engine().file_status(meta, file)),
-        _ => None,
+/// The Stream object, with live status and, once the file was probed, its embedded subtitles.
+pub(super) async fn view(state: &AppState, snapshot: &StreamSnapshot) -> StreamView {
+    let (status, probe) = match (&snapshot.phase, snapshot.record.file_index) {
+        (Phase::Ready(meta), Some(file)) => (
+            Some(state.streams.engine().file_status(meta, file)),
+            state
+                .media
+                .cached_probe(&(meta.info_hash.clone(), file))
+                .await,
+        ),
+        _ => (None, None),
     };
-    render(snapshot, status.as_ref(), &state.config.server.public_url)
+    let base = &state.config.server.public_url;
+    render(snapshot, status.as_ref(), probe.as_deref(), base)
 }

@@ -16,7 +16,7 @@ use super::{
     AppState,
 };
 use crate::{
-    engine::{files::companions, TorrentMeta},
+    engine::TorrentMeta,
     error::{AppError, ErrorCode},
     media::{
         client::Client,
@@ -25,7 +25,7 @@ use crate::{
         plan::plan,
         probe::Container,
         segments,
-        subtitles::language_of,
+        subtitles::{SubtitleKind, SubtitleTrack},
         INTERNAL_HEADER,
     },
     streams::{record::StreamRecord, view::url_file_name},
@@ -55,7 +55,8 @@ pub async fn serve(
     }
     if rest == "master.m3u8" {
         let client = client_of(query, headers);
-        return Ok(playlist(master(meta, file, rendition_of(client))));
+        let tracks = super::subtitles::all_tracks(state, token, meta, file).await?;
+        return Ok(playlist(master(&tracks, rendition_of(client))));
     }
     if let Some(name) = rest.strip_prefix("subs/") {
         return subtitle_rendition(state, token, meta, file, name).await;
@@ -80,19 +81,28 @@ pub async fn serve(
     }
 }
 
-/// The master playlist: one video rendition, and each external subtitle file as a
-/// `SUBTITLES` rendition.
-fn master(meta: &TorrentMeta, file: usize, rendition: &str) -> String {
+/// The master playlist: one video rendition, and each text subtitle track (external files,
+/// then embedded streams) as a `SUBTITLES` rendition.
+fn master(tracks: &[SubtitleTrack], rendition: &str) -> String {
     let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let tracks = companions(&meta.files, file);
-    for (k, index) in tracks.iter().enumerate() {
-        let path = meta.file(*index).map(|f| f.path.as_str()).unwrap_or("");
-        let lang = language_of(path).unwrap_or_else(|| format!("sub{k}"));
+    let text_tracks: Vec<&SubtitleTrack> = tracks
+        .iter()
+        .filter(|t| t.kind == SubtitleKind::Text)
+        .collect();
+    for track in &text_tracks {
+        let id = &track.id;
+        let lang = track.lang.clone().unwrap_or_else(|| format!("sub{id}"));
+        let name = match &track.title {
+            Some(title) => format!("{lang} ({title})"),
+            None => lang.clone(),
+        };
+        let name = quoted(&name);
+        let lang = quoted(&lang);
         text.push_str(&format!(
-            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{lang}\",LANGUAGE=\"{lang}\",DEFAULT=NO,AUTOSELECT=YES,URI=\"subs/{k}.m3u8\"\n"
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{name}\",LANGUAGE=\"{lang}\",DEFAULT=NO,AUTOSELECT=YES,URI=\"subs/{id}.m3u8\"\n"
         ));
     }
-    let subtitles = if tracks.is_empty() {
+    let subtitles = if text_tracks.is_empty() {
         ""
     } else {
         ",SUBTITLES=\"subs\""
@@ -103,7 +113,15 @@ fn master(meta: &TorrentMeta, file: usize, rendition: &str) -> String {
     text
 }
 
-/// `hls/subs/{k}.m3u8` (one WebVTT file covering the whole duration) and `hls/subs/{k}.vtt`
+/// A value safe inside an HLS quoted string (no `"`, no line breaks).
+fn quoted(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c == '"' || c.is_control() { '\'' } else { c })
+        .collect()
+}
+
+/// `hls/subs/{id}.m3u8` (one WebVTT file covering the whole duration) and `hls/subs/{id}.vtt`
 /// (the WebVTT with `X-TIMESTAMP-MAP=MPEGTS:0`, as fMP4 renditions want).
 async fn subtitle_rendition(
     state: &AppState,
@@ -112,28 +130,32 @@ async fn subtitle_rendition(
     file: usize,
     name: &str,
 ) -> Result<Response, AppError> {
-    if let Some(k) = name.strip_suffix(".m3u8") {
-        let k: usize = k.parse().map_err(|_| not_found())?;
-        companions(&meta.files, file).get(k).ok_or_else(not_found)?;
+    if let Some(id) = name.strip_suffix(".m3u8") {
+        super::subtitles::track(state, token, meta, file, id)
+            .await
+            .map_err(|_| not_found())?;
         let duration = probe_file(state, token, meta, file)
             .await?
             .duration
             .unwrap_or(86_400.0);
         let text = format!(
-            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:{duration:.3},\n{k}.vtt\n#EXT-X-ENDLIST\n",
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:{duration:.3},\n{id}.vtt\n#EXT-X-ENDLIST\n",
             duration.ceil() as u64
         );
         return Ok(playlist(text));
     }
-    let response = super::subtitles::serve(state, meta, file, name).await?;
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(AppError::internal)?;
-    let text = String::from_utf8_lossy(&bytes);
+    let id = name.strip_suffix(".vtt").ok_or_else(not_found)?;
+    let text = super::subtitles::webvtt(state, token, meta, file, id).await?;
     let rest = text.strip_prefix("WEBVTT").unwrap_or(&text);
     let mapped = format!("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000{rest}");
-    Ok(Response::from_parts(parts, Body::from(mapped)))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/vtt; charset=utf-8"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        mapped,
+    )
+        .into_response())
 }
 
 fn rendition_of(client: Client) -> &'static str {

@@ -16,6 +16,7 @@ use crate::{
         client::Client,
         plan::{plan, Plan},
         probe::Probe,
+        subtitles::{tracks, SubtitleTrack},
         tool::ToolError,
         MediaError,
     },
@@ -45,6 +46,8 @@ struct ProbeAnswer<'a> {
     /// Why nothing plays it for this client (`plan` is absent then).
     #[serde(skip_serializing_if = "Option::is_none")]
     unsupported: Option<String>,
+    /// External and embedded subtitle tracks; text ones are at `subs/{id}.vtt`.
+    subtitles: Vec<SubtitleTrack>,
 }
 
 /// `GET /s/{token}/probe[?client=…]`
@@ -66,6 +69,7 @@ pub async fn probe(
         probe: &probed,
         plan,
         unsupported,
+        subtitles: tracks(&meta.files, file, Some(&probed)),
     };
     Ok(Json(answer).into_response())
 }

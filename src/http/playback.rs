@@ -55,7 +55,8 @@ pub async fn playback(
         }
         "playlist.m3u" => Ok(m3u(&state, &headers, &record, &meta, file)),
         subs if subs.starts_with("subs/") => {
-            super::subtitles::serve(&state, &meta, file, &subs["subs/".len()..]).await
+            let name = &subs["subs/".len()..];
+            super::subtitles::serve(&state, &token, &meta, file, name).await
         }
         hls if hls.starts_with("hls/") => {
             let rest = &hls["hls/".len()..];

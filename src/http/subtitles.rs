@@ -1,35 +1,112 @@
-//! `/s/{token}/subs/{k}.vtt`: the k-th external subtitle file next to the stream's video,
-//! read from the torrent (its pieces are fetched first) and served as UTF-8 WebVTT.
+//! `/s/{token}/subs/{id}.vtt`: one of the stream's subtitle tracks as UTF-8 WebVTT — an
+//! external file read from the torrent (its pieces are fetched first) and converted, or an
+//! embedded text stream extracted by ffmpeg on first request. Image tracks answer 415.
 
 use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
 
-use super::AppState;
+use super::{
+    media::{media_error, probe_file},
+    AppState,
+};
 use crate::{
-    engine::{files::companions, TorrentMeta},
+    engine::TorrentMeta,
     error::{AppError, ErrorCode},
     media::{
         hls::source::TorrentRange,
         index::RangeRead,
-        subtitles::{decode_text, srt_to_vtt, vtt, MAX_SUBTITLE_BYTES},
+        subtitles::{
+            external_to_vtt, tracks, SubtitleSource, SubtitleTrack, TextFormat, MAX_SUBTITLE_BYTES,
+        },
     },
+    streams::view::url_file_name,
 };
 
-/// `subs/{name}` for the stream's `file`.
+/// `subs/{id}.vtt` for the stream's `file`.
 pub async fn serve(
     state: &AppState,
+    token: &str,
     meta: &TorrentMeta,
     file: usize,
     name: &str,
 ) -> Result<Response, AppError> {
-    let missing = || AppError::new(ErrorCode::FileNotFound, "no such subtitle track");
-    let k: usize = name
-        .strip_suffix(".vtt")
-        .and_then(|k| k.parse().ok())
-        .ok_or_else(missing)?;
-    let index = *companions(&meta.files, file).get(k).ok_or_else(missing)?;
+    let id = name.strip_suffix(".vtt").ok_or_else(missing)?;
+    let text = webvtt(state, token, meta, file, id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/vtt; charset=utf-8"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// Track `id` as WebVTT.
+pub async fn webvtt(
+    state: &AppState,
+    token: &str,
+    meta: &TorrentMeta,
+    file: usize,
+    id: &str,
+) -> Result<String, AppError> {
+    let track = track(state, token, meta, file, id).await?;
+    match track.source {
+        SubtitleSource::External { file, format } => external(state, meta, file, format).await,
+        SubtitleSource::Embedded { stream } => embedded(state, token, meta, file, stream).await,
+        SubtitleSource::None => Err(AppError::new(
+            ErrorCode::UnsupportedMedia,
+            format!(
+                "{} subtitles are pictures and cannot be shown as WebVTT; a player such as \
+                 mpv or VLC shows them from the direct URL",
+                track.format
+            ),
+        )),
+    }
+}
+
+/// Track `id`; the file is probed first for embedded tracks (`e{n}`).
+pub async fn track(
+    state: &AppState,
+    token: &str,
+    meta: &TorrentMeta,
+    file: usize,
+    id: &str,
+) -> Result<SubtitleTrack, AppError> {
+    let probe = match id.starts_with('e') {
+        true => Some(probe_file(state, token, meta, file).await?),
+        false => None,
+    };
+    tracks(&meta.files, file, probe.as_deref())
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(missing)
+}
+
+/// Every track, the embedded ones included (the file is probed).
+pub async fn all_tracks(
+    state: &AppState,
+    token: &str,
+    meta: &TorrentMeta,
+    file: usize,
+) -> Result<Vec<SubtitleTrack>, AppError> {
+    let probe = probe_file(state, token, meta, file).await?;
+    Ok(tracks(&meta.files, file, Some(&probe)))
+}
+
+fn missing() -> AppError {
+    AppError::new(ErrorCode::FileNotFound, "no such subtitle track")
+}
+
+/// An external file, read from the torrent and converted.
+async fn external(
+    state: &AppState,
+    meta: &TorrentMeta,
+    index: usize,
+    format: TextFormat,
+) -> Result<String, AppError> {
     let entry = meta.file(index).ok_or_else(missing)?;
     if entry.size > MAX_SUBTITLE_BYTES {
         return Err(AppError::new(
@@ -37,22 +114,6 @@ pub async fn serve(
             "subtitle file too large",
         ));
     }
-    let extension = entry
-        .path
-        .rsplit('.')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let convert: fn(&str) -> String = match extension.as_str() {
-        "srt" => srt_to_vtt,
-        "vtt" => vtt,
-        _ => {
-            return Err(AppError::new(
-                ErrorCode::UnsupportedMedia,
-                format!(".{extension} subtitles are not converted to WebVTT yet"),
-            ))
-        }
-    };
     let range = TorrentRange {
         engine: state.streams.engine().clone(),
         info_hash: meta.info_hash.clone(),
@@ -68,13 +129,36 @@ pub async fn serve(
         )
         .retry_after(1)
     })?;
-    let text = convert(&decode_text(&bytes));
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/vtt; charset=utf-8"),
-            (header::CACHE_CONTROL, "private, max-age=3600"),
-        ],
-        text,
-    )
-        .into_response())
+    Ok(external_to_vtt(format, &bytes))
+}
+
+/// An embedded text stream, extracted by ffmpeg. The extraction runs on its own task, so it
+/// goes on after this request gives up (503 + `Retry-After` past `media.hls_wait`) and the
+/// retry finds it done or still running.
+async fn embedded(
+    state: &AppState,
+    token: &str,
+    meta: &TorrentMeta,
+    file: usize,
+    stream: u32,
+) -> Result<String, AppError> {
+    let entry = meta.file(file).ok_or_else(missing)?;
+    let url = format!(
+        "{}/s/{token}/{}",
+        state.internal_base,
+        url_file_name(&entry.path)
+    );
+    let media = state.media.clone();
+    let key = (meta.info_hash.clone(), file, stream);
+    let extraction = tokio::spawn(async move { media.embedded_vtt(key, &url).await });
+    match tokio::time::timeout(state.media.config.hls_wait, extraction).await {
+        Ok(Ok(Ok(text))) => Ok(text.to_string()),
+        Ok(Ok(Err(err))) => Err(media_error(&err)),
+        Ok(Err(join)) => Err(AppError::internal(join)),
+        Err(_) => Err(AppError::new(
+            ErrorCode::PlaylistNotReady,
+            "this subtitle track is being extracted (ffmpeg reads the whole file); retry",
+        )
+        .retry_after(5)),
+    }
 }

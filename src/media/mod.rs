@@ -27,6 +27,10 @@ pub const INTERNAL_HEADER: &str = "x-magnetar-internal";
 
 /// Probes kept in memory (one per torrent file).
 const PROBE_CACHE: u64 = 4096;
+/// Bytes of extracted WebVTT kept in memory.
+const SUBTITLE_CACHE_BYTES: u64 = 64 << 20;
+/// ffmpeg subtitle extractions at once (each reads a whole file).
+const MAX_EXTRACTIONS: usize = 2;
 /// How long a tool availability check is trusted.
 const READY_TTL: Duration = Duration::from_secs(30);
 
@@ -57,7 +61,11 @@ pub struct Media {
     pub config: MediaConfig,
     ffprobe: Tool,
     ffmpeg: Tool,
+    /// ffmpeg for subtitle extraction: its own slots, so long runs never starve the others.
+    extractor: Tool,
     probes: moka::future::Cache<(String, usize), Arc<Probe>>,
+    /// Extracted WebVTT per (info-hash, file, stream).
+    subtitles: moka::future::Cache<(String, usize, u32), Arc<str>>,
     internal_key: String,
     ready: Mutex<Option<(Instant, Readiness)>>,
     /// Video-transcode slots (`media.max_transcodes`).
@@ -72,6 +80,11 @@ impl Media {
         Arc::new(Self {
             ffprobe: Tool::new(config.ffprobe_path.clone(), config.max_probes),
             ffmpeg: Tool::new(config.ffmpeg_path.clone(), 2),
+            extractor: Tool::new(config.ffmpeg_path.clone(), MAX_EXTRACTIONS),
+            subtitles: moka::future::Cache::builder()
+                .weigher(|_, text: &Arc<str>| u32::try_from(text.len()).unwrap_or(u32::MAX))
+                .max_capacity(SUBTITLE_CACHE_BYTES)
+                .build(),
             probes: moka::future::Cache::builder()
                 .max_capacity(PROBE_CACHE)
                 .build(),
@@ -131,6 +144,37 @@ impl Media {
                 ];
                 let json = self.ffprobe.run(&args, self.config.probe_timeout).await?;
                 Ok(Arc::new(Probe::from_json(&json, file_name)?))
+            })
+            .await
+    }
+
+    /// The probe of `(info_hash, file)` if one has run already.
+    pub async fn cached_probe(&self, key: &(String, usize)) -> Option<Arc<Probe>> {
+        self.probes.get(key).await
+    }
+
+    /// Embedded subtitle stream `stream` of the file at `url` as WebVTT, extracted by ffmpeg
+    /// once per `(info_hash, file, stream)` (concurrent callers share one run; failures are
+    /// not kept). ffmpeg reads the whole file, so this takes as long as the download.
+    pub async fn embedded_vtt(
+        &self,
+        key: (String, usize, u32),
+        url: &str,
+    ) -> Result<Arc<str>, Arc<MediaError>> {
+        let stream = key.2;
+        self.subtitles
+            .try_get_with(key, async {
+                let header = format!("{INTERNAL_HEADER}: {}\r\n", self.internal_key);
+                let map = format!("0:{stream}");
+                let args = [
+                    "-v", "error", "-nostdin", "-headers", &header, "-i", url, "-map", &map,
+                    "-c:s", "webvtt", "-f", "webvtt", "pipe:1",
+                ];
+                let out = self
+                    .extractor
+                    .run(&args, self.config.subtitle_timeout)
+                    .await?;
+                Ok(Arc::from(subtitles::vtt(&String::from_utf8_lossy(&out))))
             })
             .await
     }

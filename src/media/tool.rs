@@ -10,8 +10,8 @@ use tokio::{
     sync::Semaphore,
 };
 
-/// Most bytes kept from a tool's stdout (ffprobe JSON is a few KB).
-const MAX_STDOUT: usize = 4 << 20;
+/// Most bytes kept from a tool's stdout (ffprobe JSON is a few KB, extracted WebVTT a few MB).
+const MAX_STDOUT: usize = 16 << 20;
 /// Most bytes of stderr kept for the log.
 const MAX_STDERR: usize = 16 << 10;
 

@@ -1,14 +1,20 @@
 //! The Stream object of the API (`API.md`): a pure rendering of a stream snapshot, the live
-//! file status and the server's public base URL.
+//! file status, the file's probe (when known) and the server's public base URL.
 
 use serde::Serialize;
 
 use super::{record::Failure, Phase, StreamSnapshot};
-use crate::engine::{
-    files::mime_for,
-    quality::{parse_quality, Quality},
-    source::TorrentFile,
-    status::{FileStatus, TorrentState},
+use crate::{
+    engine::{
+        files::mime_for,
+        quality::{parse_quality, Quality},
+        source::TorrentFile,
+        status::{FileStatus, TorrentState},
+    },
+    media::{
+        probe::Probe,
+        subtitles::{tracks, SubtitleKind},
+    },
 };
 
 /// The JSON Stream object.
@@ -59,15 +65,27 @@ pub struct UrlsView {
     pub subtitles: Vec<SubtitleView>,
 }
 
-/// An external subtitle track.
+/// A subtitle track: external files beside the video, and (once the file is probed) the
+/// streams inside it. Image tracks have no URL.
 #[derive(Debug, Serialize)]
 pub struct SubtitleView {
+    pub id: String,
     pub lang: Option<String>,
-    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub kind: SubtitleKind,
+    pub format: String,
+    pub url: Option<String>,
 }
 
-/// Renders one stream. `status` is the engine's view of the chosen file, when resolved.
-pub fn render(snapshot: &StreamSnapshot, status: Option<&FileStatus>, base: &str) -> StreamView {
+/// Renders one stream. `status` is the engine's view of the chosen file, when resolved;
+/// `probe` its probe, when one has run (it adds the embedded subtitle tracks).
+pub fn render(
+    snapshot: &StreamSnapshot,
+    status: Option<&FileStatus>,
+    probe: Option<&Probe>,
+    base: &str,
+) -> StreamView {
     let record = &snapshot.record;
     let prefix = format!("{base}/s/{}", record.token);
     let (meta, failure) = match &snapshot.phase {
@@ -105,7 +123,7 @@ pub fn render(snapshot: &StreamSnapshot, status: Option<&FileStatus>, base: &str
             m3u: format!("{prefix}/playlist.m3u"),
             subtitles: meta
                 .zip(chosen)
-                .map(|(m, f)| subtitle_views(m, f.index, &prefix))
+                .map(|(m, f)| subtitle_views(m, f.index, probe, &prefix))
                 .unwrap_or_default(),
         },
         expires_at: rfc3339(record.token_expires_at),
@@ -113,21 +131,23 @@ pub fn render(snapshot: &StreamSnapshot, status: Option<&FileStatus>, base: &str
     }
 }
 
-/// The external subtitle files next to the video, numbered as `subs/{k}.vtt`.
+/// The subtitle tracks, served at `subs/{id}.vtt`.
 fn subtitle_views(
     meta: &crate::engine::TorrentMeta,
     video: usize,
+    probe: Option<&Probe>,
     prefix: &str,
 ) -> Vec<SubtitleView> {
-    crate::engine::files::companions(&meta.files, video)
-        .iter()
-        .enumerate()
-        .filter_map(|(k, &index)| {
-            let file = meta.file(index)?;
-            Some(SubtitleView {
-                lang: crate::media::subtitles::language_of(&file.path),
-                url: format!("{prefix}/subs/{k}.vtt"),
-            })
+    tracks(&meta.files, video, probe)
+        .into_iter()
+        .map(|track| SubtitleView {
+            url: (track.kind == SubtitleKind::Text)
+                .then(|| format!("{prefix}/subs/{}.vtt", track.id)),
+            id: track.id,
+            lang: track.lang,
+            title: track.title,
+            kind: track.kind,
+            format: track.format,
         })
         .collect()
 }

@@ -13,3 +13,4 @@ mod media;
 mod playback;
 mod players;
 mod streams;
+mod subtitles;

@@ -96,15 +96,6 @@ async fn without_ffprobe_media_answers_503_and_direct_play_still_works() {
     server.stop().await;
 }
 
-/// A playlist's non-comment lines.
-fn uris(playlist: &str) -> Vec<String> {
-    playlist
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hls_remuxes_the_mkv_to_segments_ffprobe_reads_as_h264_and_aac() {
     let ffprobe = require_tool("ffprobe", "ffmpeg");
@@ -317,67 +308,6 @@ async fn hls_faults_not_ready_killed_ffmpeg_idle_end_and_no_ffmpeg() {
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     server.stop().await;
     seeder.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_srt_next_to_the_video_is_listed_and_served_as_webvtt() {
-    let root = tempfile::tempdir().unwrap();
-    let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
-    let server = TestServer::start(&root.path().join("data")).await;
-    let stream = server.stream_of("alice", &seeded.magnet).await;
-    let subtitles = stream["urls"]["subtitles"].as_array().unwrap();
-    assert_eq!(subtitles.len(), 1, "{stream}");
-    assert_eq!(subtitles[0]["lang"], "en");
-    assert!(stream["urls"]["hls"]
-        .as_str()
-        .unwrap()
-        .ends_with("/hls/master.m3u8"));
-    let url = server.url(subtitles[0]["url"].as_str().unwrap());
-    let (status, headers, body) = fetch(&url, None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers["content-type"], "text/vtt; charset=utf-8");
-    let text = String::from_utf8(body).unwrap();
-    assert!(
-        text.starts_with("WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n"),
-        "{text}"
-    );
-    assert!(text.contains("café, naïve"), "{text}");
-    let (status, body) = json_of(
-        client()
-            .get(url.replace("/0.vtt", "/7.vtt"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_error(status, &body, 404, "FILE_NOT_FOUND");
-
-    // The same track as an HLS SUBTITLES rendition, mapped for fMP4.
-    let hls = format!("{}/hls", server.playback_base(&stream));
-    let (_, _, master) = fetch(&format!("{hls}/master.m3u8?client=browser"), None).await;
-    let master = String::from_utf8(master).unwrap();
-    assert!(
-        master
-            .contains("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"en\",LANGUAGE=\"en\""),
-        "{master}"
-    );
-    assert!(
-        master.contains("URI=\"subs/0.m3u8\"") && master.contains("SUBTITLES=\"subs\""),
-        "{master}"
-    );
-    let (status, _, playlist) = fetch(&format!("{hls}/subs/0.m3u8"), None).await;
-    assert_eq!(status, StatusCode::OK);
-    let playlist = String::from_utf8(playlist).unwrap();
-    assert_eq!(uris(&playlist), ["0.vtt"], "{playlist}");
-    assert!(playlist.contains("#EXT-X-ENDLIST"));
-    let (status, _, vtt) = fetch(&format!("{hls}/subs/0.vtt"), None).await;
-    assert_eq!(status, StatusCode::OK);
-    let vtt = String::from_utf8(vtt).unwrap();
-    assert!(
-        vtt.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n00:00:01.000"),
-        "{vtt}"
-    );
-    server.stop().await;
 }
 
 /// Generates `seconds` of MPEG-4 Part 2 video (which browsers cannot decode) in an MKV.

@@ -171,6 +171,15 @@ pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_cod
     );
 }
 
+/// A playlist's non-comment lines.
+pub fn uris(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so every byte position is distinctive.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;

@@ -1,4 +1,4 @@
-//! External text subtitles → WebVTT, as pure functions: text decoding that survives the
+//! Text subtitle helpers, as pure functions: text decoding that survives the
 //! legacy encodings torrents carry (UTF-8 with or without BOM, UTF-16 with BOM, else
 //! Windows-1252), SubRip → WebVTT, WebVTT passed through, and the language from the file
 //! name (`Movie.en.srt` → `en`).
