@@ -20,7 +20,7 @@ use crate::{
     error::{AppError, ErrorCode},
     media::{
         client::Client,
-        hls::{source::TorrentRange, HlsSession, JobTemplate, SegmentState},
+        hls::{source::TorrentRange, HlsSession, JobTemplate, SegmentState, Timeline},
         index::{self, IndexError},
         plan::plan,
         probe::Container,
@@ -30,9 +30,6 @@ use crate::{
     },
     streams::{record::StreamRecord, view::url_file_name},
 };
-
-/// Target segment length (seconds) of the VOD grid.
-const SEGMENT_SECONDS: f64 = 6.0;
 
 /// Routes `hls/{rest}`.
 #[allow(clippy::too_many_arguments)]
@@ -67,9 +64,10 @@ pub async fn serve(
         .ok_or_else(not_found)?;
     let session = session(state, token, record, meta, file, client).await?;
     match name {
-        "index.m3u8" => Ok(playlist(segments::media_playlist(&session.segments, |n| {
-            format!("{n}.m4s")
-        }))),
+        "index.m3u8" => {
+            let text = wait_for(state, &session, |s| s.playlist(|n| format!("{n}.m4s"))).await?;
+            Ok(playlist(text))
+        }
         "init.mp4" => init(state, &session).await,
         _ => {
             let n = name
@@ -214,15 +212,23 @@ async fn session(
             Container::Mp4 => index::mp4::keyframes(&range).await,
             Container::Matroska | Container::WebM => index::mkv::keyframes(&range).await,
             _ => Err(IndexError::NoIndex),
-        }
-        .map_err(|err| {
-            tracing::warn!(error = %err, "no keyframe index");
-            AppError::new(
-                ErrorCode::UnsupportedMedia,
-                "this file has no keyframe index to cut HLS segments from",
-            )
-        })?;
-        let cut = segments::cut(&keyframes, SEGMENT_SECONDS);
+        };
+        let timeline = match keyframes {
+            Ok(keyframes) => Timeline::Vod(segments::cut(&keyframes, segments::TARGET)),
+            // The index did not arrive in time: the swarm is slow, not the file wrong.
+            Err(IndexError::Io(err)) => {
+                tracing::warn!(error = %err, "keyframe index read failed");
+                return Err(AppError::new(
+                    ErrorCode::StreamStalled,
+                    "the file's index did not arrive in time; retry",
+                )
+                .retry_after(2));
+            }
+            Err(err) => {
+                tracing::info!(error = %err, "no keyframe index: event playlist");
+                Timeline::Event
+            }
+        };
         let template = JobTemplate {
             ffmpeg: state.media.config.ffmpeg_path.clone(),
             ffprobe: state.media.config.ffprobe_path.clone(),
@@ -245,7 +251,12 @@ async fn session(
             .data_dir
             .join("hls")
             .join(key.replace('/', "-"));
-        Ok::<_, AppError>(Arc::new(HlsSession::new(key.clone(), cut, dir, template)))
+        Ok::<_, AppError>(Arc::new(HlsSession::new(
+            key.clone(),
+            timeline,
+            dir,
+            template,
+        )))
     };
     state
         .hls
@@ -301,14 +312,13 @@ async fn segment(
     session: &Arc<HlsSession>,
     n: usize,
 ) -> Result<Response, AppError> {
-    if n >= session.segments.len() {
-        return Err(not_found());
-    }
     let files = wait_for(state, session, move |s| match s.segment(n)? {
-        SegmentState::Ready(files) => Ok(Some(files)),
+        SegmentState::Ready(files) => Ok(Some(Ok(files))),
         SegmentState::Pending => Ok(None),
+        SegmentState::Missing => Ok(Some(Err(()))),
     })
-    .await?;
+    .await?
+    .map_err(|()| not_found())?;
     file_response(&files).await
 }
 

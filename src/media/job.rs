@@ -2,8 +2,9 @@
 //! URL), copies or transcodes per the plan, and writes one fMP4 fragment per GOP
 //! (`-hls_time 0.1`) with source timestamps kept (`-copyts`), so a fragment's time is known
 //! from the job's start and the muxer's durations, whatever the restart point. Runs through
-//! ffmpeg-sidecar; its log is drained on a thread (a full stderr pipe blocks ffmpeg); the
-//! process is killed when the job is dropped.
+//! ffmpeg-sidecar; its log is drained on a thread (a full stderr pipe blocks ffmpeg); a job
+//! can be paused (SIGSTOP) and resumed (SIGCONT); the process is killed when the job is
+//! dropped.
 
 use std::{
     path::{Path, PathBuf},
@@ -57,6 +58,7 @@ pub struct Job {
     /// Where the first fragment really starts, once measured ([`Job::calibrate`]).
     measured: Mutex<Option<f64>>,
     child: Mutex<FfmpegChild>,
+    paused: AtomicBool,
     done: Arc<AtomicBool>,
     error: Arc<Mutex<Option<String>>>,
 }
@@ -96,6 +98,7 @@ impl Job {
             dir: spec.dir.clone(),
             measured: Mutex::new(None),
             child: Mutex::new(child),
+            paused: AtomicBool::new(false),
             done,
             error,
         })
@@ -157,6 +160,35 @@ impl Job {
         }
     }
 
+    /// Stops ffmpeg where it is (SIGSTOP): no CPU, no reads, until [`Job::resume`].
+    pub fn pause(&self) {
+        if !self.paused.swap(true, Ordering::SeqCst) {
+            self.signal(nix::sys::signal::Signal::SIGSTOP);
+        }
+    }
+
+    /// Lets a paused ffmpeg go on (SIGCONT).
+    pub fn resume(&self) {
+        if self.paused.swap(false, Ordering::SeqCst) {
+            self.signal(nix::sys::signal::Signal::SIGCONT);
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let mut child = self.child.lock().expect("child lock");
+        let inner = child.as_inner_mut();
+        // Never signal a pid that may have been reused: only a child not yet reaped.
+        if matches!(inner.try_wait(), Ok(None)) {
+            if let Ok(pid) = i32::try_from(inner.id()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+            }
+        }
+    }
+
     /// Whether ffmpeg's log has ended (it exited).
     pub fn log_ended(&self) -> bool {
         self.done.load(Ordering::SeqCst)
@@ -207,8 +239,6 @@ fn first_video_pts(ffprobe: &Path, dir: &Path, input: &str) -> Option<f64> {
 
 /// ffmpeg's arguments for `spec`: DESIGN.md's command, verified with ffmpeg 5.1.
 fn arguments(spec: &JobSpec) -> Vec<String> {
-    // 1 ms past the keyframe: `-noaccurate_seek` lands on the keyframe at or before `-ss`.
-    let seek = format!("{:.3}", spec.start + 0.001);
     let mut args: Vec<String> = ["-loglevel", "error", "-nostdin", "-y"]
         .into_iter()
         .map(str::to_owned)
@@ -216,7 +246,13 @@ fn arguments(spec: &JobSpec) -> Vec<String> {
     if let Some(header) = &spec.header {
         args.extend(["-headers".into(), header.clone()]);
     }
-    args.extend(["-noaccurate_seek", "-ss", &seek, "-fflags", "+genpts", "-i"].map(str::to_owned));
+    // From the start no seek at all (a file without an index may not seek); else 1 ms past
+    // the keyframe: `-noaccurate_seek` lands on the keyframe at or before `-ss`.
+    if spec.start > 0.0 {
+        let seek = format!("{:.3}", spec.start + 0.001);
+        args.extend(["-noaccurate_seek", "-ss", &seek].map(str::to_owned));
+    }
+    args.extend(["-fflags", "+genpts", "-i"].map(str::to_owned));
     args.push(spec.url.clone());
     if let Some(video) = &spec.plan.video {
         args.extend(["-map".into(), format!("0:{}", video.index)]);

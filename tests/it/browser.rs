@@ -68,6 +68,21 @@ async fn chromium_plays_the_hls_remux_with_hls_js_and_seeks_to_a_far_segment() {
     );
 
     let (r, log) = play_in_chromium(&node, &script, &master).await;
+    assert_played_and_seeked(&r, &log);
+    // The seek target was not buffered: the page had to fetch that far segment.
+    assert!(
+        r["buffered_before_seek"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|range| range[1].as_f64().unwrap() < SEEK_TO),
+        "the seek went past what was buffered:\n{log}"
+    );
+    server.stop().await;
+}
+
+/// No fatal hls.js error; frames and audio decoded from the start and again after the seek.
+fn assert_played_and_seeked(r: &Value, log: &str) {
     let n = |key: &str| r[key].as_f64().unwrap_or(0.0);
     assert!(
         !r["errors"]
@@ -82,15 +97,6 @@ async fn chromium_plays_the_hls_remux_with_hls_js_and_seeks_to_a_far_segment() {
     assert!(n("frames_before") > 0.0, "decoded video frames:\n{log}");
     assert!(n("audio_bytes_before") > 0.0, "decoded audio:\n{log}");
     assert!(n("time_before") >= PLAY_FOR, "the clock ran:\n{log}");
-    // The seek target was not buffered: the page had to fetch that far segment.
-    assert!(
-        r["buffered_before_seek"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|range| range[1].as_f64().unwrap() < SEEK_TO),
-        "the seek went past what was buffered:\n{log}"
-    );
     // From the seek: playing on, with more frames and more audio decoded.
     assert!(
         n("time_after_seek") >= SEEK_TO + PLAY_FOR,
@@ -104,5 +110,26 @@ async fn chromium_plays_the_hls_remux_with_hls_js_and_seeks_to_a_far_segment() {
         n("audio_bytes_after_seek") > n("audio_bytes_at_seek"),
         "decoded audio after the seek:\n{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_plays_the_event_playlist_of_a_file_without_an_index() {
+    require_tool("ffprobe", "ffmpeg");
+    let (node, script) = require_browser();
+    let root = tempfile::tempdir().unwrap();
+    // MPEG-TS has no index Magnetar reads: the playlist is an EVENT one, grown by ffmpeg.
+    let folder = clip(root.path(), "No.Index.2020.ts", "ts", 30, "ac3").await;
+    let (_seeder, seeded) = seed(&folder, None).await;
+    let server = TestServer::start_with(&root.path().join("data"), |c| {
+        c.server.cors_origins = vec!["*".into()];
+    })
+    .await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let master = format!(
+        "{}/hls/master.m3u8?client=browser",
+        server.playback_base(&stream)
+    );
+    let (r, log) = play_in_chromium(&node, &script, &master).await;
+    assert_played_and_seeked(&r, &log);
     server.stop().await;
 }

@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod drift;
 mod errors;
+mod hls_jobs;
 mod limits;
 mod media;
 mod playback;

@@ -196,34 +196,6 @@ async fn play_redirects_each_client_where_it_can_play() {
     server.stop().await;
 }
 
-/// Pids of ffmpeg processes whose command line contains `marker`.
-fn ffmpeg_pids(marker: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let text = String::from_utf8_lossy(&cmdline);
-            text.contains("ffmpeg") && text.contains(marker)
-        })
-        .collect()
-}
-
-/// GETs `url` until it is not a 503 (honouring `Retry-After`), at most `tries` times.
-async fn until_ready(url: &str, tries: usize) -> (StatusCode, Vec<u8>, usize) {
-    for attempt in 0..tries {
-        let response = client().get(url).send().await.unwrap();
-        let status = response.status();
-        if status != StatusCode::SERVICE_UNAVAILABLE {
-            return (status, response.bytes().await.unwrap().to_vec(), attempt);
-        }
-        let (status, body) = json_of(response).await;
-        assert_error(status, &body, 503, "PLAYLIST_NOT_READY");
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    }
-    panic!("{url} still not ready after {tries} tries");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hls_faults_not_ready_killed_ffmpeg_idle_end_and_no_ffmpeg() {
     require_tool("ffmpeg", "ffmpeg");

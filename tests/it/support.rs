@@ -171,6 +171,64 @@ pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_cod
     );
 }
 
+/// Pids of ffmpeg processes whose command line contains `marker`.
+pub fn ffmpeg_pids(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&cmdline);
+            text.contains("ffmpeg") && text.contains(marker)
+        })
+        .collect()
+}
+
+/// GETs `url` until it is not a 503 (honouring `Retry-After`), at most `tries` times.
+pub async fn until_ready(url: &str, tries: usize) -> (StatusCode, Vec<u8>, usize) {
+    for attempt in 0..tries {
+        let response = client().get(url).send().await.unwrap();
+        let status = response.status();
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            return (status, response.bytes().await.unwrap().to_vec(), attempt);
+        }
+        let (status, body) = json_of(response).await;
+        assert_error(status, &body, 503, "PLAYLIST_NOT_READY");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    panic!("{url} still not ready after {tries} tries");
+}
+
+/// Encodes `seconds` of small H.264 (a keyframe every 2 s) with `audio` into `dir/name/name.ext`.
+pub async fn clip(dir: &Path, name: &str, ext: &str, seconds: u32, audio: &str) -> PathBuf {
+    require_tool("ffmpeg", "ffmpeg");
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut command = tokio::process::Command::new("ffmpeg");
+    command
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size=96x54:rate=10:duration={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=48000:duration={seconds}"
+        ))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-g", "20", "-keyint_min", "20", "-sc_threshold", "0"])
+        .args(["-threads", "2", "-c:a", audio, "-b:a", "64k", "-ac", "1"])
+        .arg(folder.join(format!("{name}.{ext}")));
+    let (status, log) = run_tool(command, 120).await;
+    assert!(status.success(), "ffmpeg could not make the clip: {log}");
+    folder
+}
+
 /// A playlist's non-comment lines.
 pub fn uris(playlist: &str) -> Vec<String> {
     playlist

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-pub use session::{HlsSession, JobTemplate, SegmentState};
+pub use session::{HlsSession, JobTemplate, SegmentState, Timeline};
 
 /// Every HLS session of the server.
 pub struct HlsSessions {
@@ -59,15 +59,26 @@ impl HlsSessions {
         self.cache.entry_count()
     }
 
-    /// Runs idle expiry every few seconds; ends everything at `shutdown`.
+    /// Idle expiry every 2 s, and pacing of every session's jobs twice a second (a paused
+    /// player asks nothing, so its jobs far ahead are paused here). Ends everything at
+    /// `shutdown`.
     pub fn spawn_reaper(self: &Arc<Self>, shutdown: CancellationToken) {
         let sessions = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            let mut expiry = tokio::time::interval(Duration::from_secs(2));
+            let mut pacing = tokio::time::interval(Duration::from_millis(500));
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tick.tick() => sessions.cache.run_pending_tasks().await,
+                    _ = expiry.tick() => sessions.cache.run_pending_tasks().await,
+                    _ = pacing.tick() => {
+                        let all: Vec<Arc<HlsSession>> =
+                            sessions.cache.iter().map(|(_, s)| s).collect();
+                        let paced = tokio::task::spawn_blocking(move || {
+                            all.iter().for_each(|s| s.pace())
+                        });
+                        let _ = paced.await;
+                    }
                 }
             }
             sessions.cache.invalidate_all();

@@ -1,10 +1,15 @@
-//! One HLS session: a stream played by one kind of client. It owns the VOD segment plan, up
-//! to [`MAX_JOBS`] ffmpeg jobs (least recently used evicted), and its folder. A segment is
+//! One HLS session: a stream played by one kind of client. It owns the segment plan — the
+//! VOD list cut from the keyframe index, or, for a file without one, an EVENT list grown from
+//! what one ffmpeg job from the start has written — up to [`MAX_JOBS`] ffmpeg jobs (least
+//! recently used evicted, paused while far ahead of the player), and its folder. A segment is
 //! served as the GOP fragments whose start times fall inside it, whichever job wrote them.
 
 use std::{
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -13,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::super::{
     job::{Fragment, Job, JobSpec},
     plan::Plan,
-    segments::Segment,
+    segments::{grown, media_playlist, Listing, Segment, TARGET},
 };
 
 /// ffmpeg jobs per session at most (one is not enough: hls.js's leftover requests for the
@@ -21,10 +26,22 @@ use super::super::{
 pub const MAX_JOBS: usize = 2;
 /// ffmpeg crashes a session survives (each restarts the job at the segment asked for).
 pub const MAX_RESTARTS: usize = 3;
+/// A job this far (seconds of media) past the end of the last segment asked of it is paused;
+/// it goes on once the player is within [`RESUME_AHEAD`] again. hls.js buffers 30 s ahead.
+pub const PAUSE_AHEAD: f64 = 120.0;
+pub const RESUME_AHEAD: f64 = 60.0;
 /// A job "reaches" a segment starting this far past what it has written.
 const REACH: f64 = 30.0;
 /// Times closer than this are equal (container timestamps are ms-rounded).
 const EPSILON: f64 = 0.02;
+
+/// How the session's segments are known.
+pub enum Timeline {
+    /// From the keyframe index: all of them, before any job runs.
+    Vod(Vec<Segment>),
+    /// No index: those a job from the start has written so far.
+    Event,
+}
 
 /// Where a segment stands.
 pub enum SegmentState {
@@ -32,6 +49,8 @@ pub enum SegmentState {
     Ready(Vec<PathBuf>),
     /// A job is on its way.
     Pending,
+    /// No such segment.
+    Missing,
 }
 
 /// How to start jobs for this session.
@@ -42,7 +61,7 @@ pub struct JobTemplate {
     pub header: String,
     pub plan: Plan,
     /// The server's video-transcode slots (`media.max_transcodes`), when this plan
-    /// transcodes video; a job holds one while ffmpeg runs.
+    /// transcodes video; a running (not paused) job holds one.
     pub transcodes: Option<Arc<Semaphore>>,
 }
 
@@ -50,30 +69,35 @@ struct Slot {
     job: Job,
     used: Instant,
     permit: Option<OwnedSemaphorePermit>,
+    /// The end of the last segment asked of this job: where the player is.
+    wanted: f64,
 }
 
 /// An HLS session.
 pub struct HlsSession {
     pub id: String,
-    pub segments: Vec<Segment>,
+    pub timeline: Timeline,
     pub dir: PathBuf,
     template: JobTemplate,
     jobs: Mutex<Vec<Slot>>,
-    next_job: std::sync::atomic::AtomicUsize,
-    restarts: std::sync::atomic::AtomicUsize,
+    next_job: AtomicUsize,
+    restarts: AtomicUsize,
+    /// Event timeline: the most segments ever listed (a restarted job lists fewer for a while).
+    listed: AtomicUsize,
     used: Mutex<Instant>,
 }
 
 impl HlsSession {
-    pub fn new(id: String, segments: Vec<Segment>, dir: PathBuf, template: JobTemplate) -> Self {
+    pub fn new(id: String, timeline: Timeline, dir: PathBuf, template: JobTemplate) -> Self {
         Self {
             id,
-            segments,
+            timeline,
             dir,
             template,
             jobs: Mutex::new(Vec::new()),
             next_job: Default::default(),
             restarts: Default::default(),
+            listed: Default::default(),
             used: Mutex::new(Instant::now()),
         }
     }
@@ -87,10 +111,16 @@ impl HlsSession {
         self.used.lock().expect("used lock").elapsed()
     }
 
-    /// Number of ffmpeg processes running for this session.
+    /// Number of ffmpeg processes running for this session (paused ones included).
     pub fn running_jobs(&self) -> usize {
         let jobs = self.jobs.lock().expect("jobs lock");
         jobs.iter().filter(|s| s.job.finished().is_none()).count()
+    }
+
+    /// Number of ffmpeg processes paused because they were far ahead of the player.
+    pub fn paused_jobs(&self) -> usize {
+        let jobs = self.jobs.lock().expect("jobs lock");
+        jobs.iter().filter(|s| s.job.is_paused()).count()
     }
 
     /// The init segment of any job that wrote one.
@@ -99,11 +129,26 @@ impl HlsSession {
         jobs.iter().find_map(|s| s.job.init())
     }
 
-    /// Segment `n`'s state; starts (or restarts) a job at its keyframe when no job will reach
-    /// it. Errors are ffmpeg failures (spawn, or a crash before the segment was written).
+    /// The media playlist (`uri(n)` names segment `n`); `None` while an event timeline has
+    /// nothing to list yet. Errors are ffmpeg failures.
+    pub fn playlist(&self, uri: impl Fn(usize) -> String) -> Result<Option<String>, String> {
+        match &self.timeline {
+            Timeline::Vod(segments) => Ok(Some(media_playlist(segments, Listing::Vod, uri))),
+            Timeline::Event => {
+                let mut jobs = self.jobs.lock().expect("jobs lock");
+                let (segments, done) = self.event_segments(&mut jobs)?;
+                if segments.is_empty() && !done {
+                    return Ok(None);
+                }
+                let listing = Listing::Event { ended: done };
+                Ok(Some(media_playlist(&segments, listing, uri)))
+            }
+        }
+    }
+
+    /// Segment `n`'s state; starts (or restarts) a job when none will write it. Errors are
+    /// ffmpeg failures (spawn, or crashes past [`MAX_RESTARTS`]).
     pub fn segment(&self, n: usize) -> Result<SegmentState, String> {
-        let segment = *self.segments.get(n).ok_or("no such segment")?;
-        let last = n + 1 == self.segments.len();
         let mut jobs = self.jobs.lock().expect("jobs lock");
         for slot in jobs.iter_mut() {
             slot.job.calibrate(&self.template.ffprobe);
@@ -111,28 +156,47 @@ impl HlsSession {
                 slot.permit = None;
             }
         }
+        let state = match &self.timeline {
+            Timeline::Vod(segments) => self.vod_segment(&mut jobs, segments, n),
+            Timeline::Event => self.event_segment(&mut jobs, n),
+        };
+        pace(&mut jobs, self.template.transcodes.as_ref());
+        state
+    }
+
+    /// Pauses jobs far ahead of the player and resumes those it is catching up with (called
+    /// on every segment request and periodically, since a paused player asks nothing).
+    pub fn pace(&self) {
+        let mut jobs = self.jobs.lock().expect("jobs lock");
+        pace(&mut jobs, self.template.transcodes.as_ref());
+    }
+
+    fn vod_segment(
+        &self,
+        jobs: &mut Vec<Slot>,
+        segments: &[Segment],
+        n: usize,
+    ) -> Result<SegmentState, String> {
+        let Some(&segment) = segments.get(n) else {
+            return Ok(SegmentState::Missing);
+        };
+        let last = n + 1 == segments.len();
         if let Some(at) = jobs.iter().position(|slot| reaches(&slot.job, &segment)) {
             let slot = &mut jobs[at];
-            slot.used = Instant::now();
+            (slot.used, slot.wanted) = (Instant::now(), segment.end);
             let finished = slot.job.finished();
             let fragments = slot.job.fragments();
             if let Some(files) = complete(&fragments, &segment, last, finished.is_some()) {
                 return Ok(SegmentState::Ready(files));
             }
-            let Some(Some(error)) = finished else {
+            let Some(outcome) = finished else {
                 return Ok(SegmentState::Pending);
             };
-            // ffmpeg died before this segment: restart it here, a bounded number of times.
-            let crashed = jobs.remove(at);
-            let _ = std::fs::remove_dir_all(&crashed.job.dir);
-            let restarts = self
-                .restarts
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                + 1;
-            tracing::warn!(session = %self.id, %error, restarts, "ffmpeg job failed");
-            if restarts > MAX_RESTARTS {
-                return Err(error);
-            }
+            // ffmpeg ended before this segment was whole (a crash, or its input ended
+            // early): start again here, a bounded number of times.
+            let ended = jobs.remove(at);
+            let _ = std::fs::remove_dir_all(&ended.job.dir);
+            self.count_restart(outcome.unwrap_or_else(|| "ffmpeg ended early".into()))?;
         }
         if jobs.len() >= MAX_JOBS {
             let oldest = jobs
@@ -144,33 +208,123 @@ impl HlsSession {
             let evicted = jobs.remove(oldest);
             let _ = std::fs::remove_dir_all(&evicted.job.dir);
         }
+        tracing::info!(session = %self.id, segment = n, start = segment.start, "starting ffmpeg job");
+        self.start_job(jobs, segment.start, segment.end)?;
+        Ok(SegmentState::Pending)
+    }
+
+    fn event_segment(&self, jobs: &mut Vec<Slot>, n: usize) -> Result<SegmentState, String> {
+        let (segments, done) = self.event_segments(jobs)?;
+        let Some(segment) = segments.get(n) else {
+            // Listed before (the job restarted since) or about to be listed: wait for it.
+            let known = self.listed.load(Ordering::SeqCst).max(segments.len());
+            return Ok(match done && n >= known {
+                true => SegmentState::Missing,
+                false => SegmentState::Pending,
+            });
+        };
+        let Some(slot) = jobs.first_mut() else {
+            return Ok(SegmentState::Pending);
+        };
+        (slot.used, slot.wanted) = (Instant::now(), segment.end);
+        let fragments = slot.job.fragments();
+        let last = n + 1 == segments.len();
+        Ok(match complete(&fragments, segment, last, done) {
+            Some(files) => SegmentState::Ready(files),
+            None => SegmentState::Pending,
+        })
+    }
+
+    /// The event timeline's segments so far, and whether the job has ended. Keeps one job
+    /// from the start running, restarting it (bounded) after a crash.
+    fn event_segments(&self, jobs: &mut Vec<Slot>) -> Result<(Vec<Segment>, bool), String> {
+        if let Some(Some(error)) = jobs.first().and_then(|s| s.job.finished()) {
+            let crashed = jobs.remove(0);
+            let _ = std::fs::remove_dir_all(&crashed.job.dir);
+            self.count_restart(error)?;
+        }
+        if jobs.is_empty() {
+            tracing::info!(session = %self.id, "starting ffmpeg job (event playlist)");
+            self.start_job(jobs, 0.0, TARGET)?;
+        }
+        let Some(slot) = jobs.first() else {
+            return Ok((Vec::new(), false));
+        };
+        // Times count from the measured first timestamp; nothing is listed before it is known.
+        if slot.job.calibrate(&self.template.ffprobe).is_none() {
+            return Ok((Vec::new(), false));
+        }
+        let fragments = slot.job.fragments();
+        let done = slot.job.finished() == Some(None);
+        let times: Vec<f64> = fragments.iter().map(|f| f.start).collect();
+        let end = fragments.last().map_or(0.0, |f| f.start + f.duration);
+        let segments = grown(&times, end, done, TARGET);
+        self.listed.fetch_max(segments.len(), Ordering::SeqCst);
+        Ok((segments, done))
+    }
+
+    /// Starts a job at `start` (a keyframe) for a player wanting up to `wanted`. Without a
+    /// free transcode slot nothing starts (the segment stays pending; the player retries).
+    fn start_job(&self, jobs: &mut Vec<Slot>, start: f64, wanted: f64) -> Result<(), String> {
         let permit = match &self.template.transcodes {
-            // Every transcode slot busy: not ready yet (the player retries).
             Some(slots) => match slots.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
-                Err(_) => return Ok(SegmentState::Pending),
+                Err(_) => return Ok(()),
             },
             None => None,
         };
-        let number = self
-            .next_job
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let number = self.next_job.fetch_add(1, Ordering::SeqCst);
         let spec = JobSpec {
             ffmpeg: self.template.ffmpeg.clone(),
             url: self.template.url.clone(),
             header: Some(self.template.header.clone()),
-            start: segment.start,
+            start,
             plan: self.template.plan.clone(),
             dir: self.dir.join(format!("job{number}")),
         };
-        tracing::info!(session = %self.id, segment = n, start = segment.start, "starting ffmpeg job");
         let job = Job::spawn(&spec).map_err(|e| format!("cannot start ffmpeg: {e}"))?;
         jobs.push(Slot {
             job,
             permit,
             used: Instant::now(),
+            wanted,
         });
-        Ok(SegmentState::Pending)
+        Ok(())
+    }
+
+    /// Counts a job that ended before its work was done; past [`MAX_RESTARTS`], its error.
+    fn count_restart(&self, error: String) -> Result<(), String> {
+        let restarts = self.restarts.fetch_add(1, Ordering::SeqCst) + 1;
+        tracing::warn!(session = %self.id, %error, restarts, "ffmpeg job failed");
+        if restarts > MAX_RESTARTS {
+            return Err(error);
+        }
+        Ok(())
+    }
+}
+
+/// Pauses running jobs more than [`PAUSE_AHEAD`] past what was last asked of them (freeing
+/// their transcode slot) and resumes paused ones within [`RESUME_AHEAD`] (when a slot is
+/// free).
+fn pace(jobs: &mut [Slot], transcodes: Option<&Arc<Semaphore>>) {
+    for slot in jobs.iter_mut() {
+        if slot.job.finished().is_some() {
+            continue;
+        }
+        let written = slot.job.fragments().last().map(|f| f.start + f.duration);
+        let ahead = written.unwrap_or(slot.job.start) - slot.wanted;
+        if !slot.job.is_paused() && ahead > PAUSE_AHEAD {
+            slot.job.pause();
+            slot.permit = None;
+        } else if slot.job.is_paused() && ahead < RESUME_AHEAD {
+            if let Some(slots) = transcodes {
+                match slots.clone().try_acquire_owned() {
+                    Ok(permit) => slot.permit = Some(permit),
+                    Err(_) => continue,
+                }
+            }
+            slot.job.resume();
+        }
     }
 }
 
@@ -186,7 +340,9 @@ impl Drop for HlsSession {
 /// counts as reaching what it should have written, so its failure is seen (and bounded).
 fn reaches(job: &Job, segment: &Segment) -> bool {
     let fragments = job.fragments();
-    let begin = fragments.first().map_or(job.start, |f| f.start);
+    // A job reaches the segment it was started for even when its first timestamp comes a
+    // little after the keyframe (audio priming shifts `-start_at_zero`).
+    let begin = fragments.first().map_or(job.start, |f| f.start.min(job.start));
     let frontier = fragments.last().map_or(job.start, |f| f.start + f.duration);
     let succeeded = job.finished() == Some(None);
     begin <= segment.start + EPSILON
