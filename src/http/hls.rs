@@ -11,6 +11,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use futures::StreamExt;
+
 use super::{
     media::{client_of, probe_file},
     AppState,
@@ -322,13 +324,24 @@ async fn segment(
     file_response(&files).await
 }
 
-/// The files concatenated (a segment is a few MB of GOP fragments).
+/// The files streamed one after the other (a segment is a few MB of GOP fragments; they are
+/// never held in memory whole). A job evicted meanwhile may delete a file: opened first, it
+/// stays readable.
 async fn file_response(files: &[std::path::PathBuf]) -> Result<Response, AppError> {
-    let mut body = Vec::new();
-    for file in files {
-        body.extend(tokio::fs::read(file).await.map_err(AppError::internal)?);
+    let mut opened = Vec::with_capacity(files.len());
+    let mut length = 0;
+    for path in files {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(AppError::internal)?;
+        length += file.metadata().await.map_err(AppError::internal)?.len();
+        opened.push(tokio_util::io::ReaderStream::new(file));
     }
-    let mut response = (StatusCode::OK, Body::from(body)).into_response();
+    let body = Body::from_stream(futures::stream::iter(opened).flatten());
+    let mut response = (StatusCode::OK, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, length.into());
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, "video/mp4".parse().expect("mime"));
     headers.insert(
