@@ -104,15 +104,14 @@ impl Job {
         })
     }
 
-    /// The fragments written so far, with their presentation times (from the measured start
-    /// once [`Job::calibrate`] has run).
+    /// The fragments written so far, with their presentation times from the measured start;
+    /// none before [`Job::calibrate`] has measured it (times from the asked start may be a
+    /// GOP off).
     pub fn fragments(&self) -> Vec<Fragment> {
+        let Some(start) = *self.measured.lock().expect("measured lock") else {
+            return Vec::new();
+        };
         let text = std::fs::read_to_string(self.dir.join(INDEX)).unwrap_or_default();
-        let start = self
-            .measured
-            .lock()
-            .expect("measured lock")
-            .unwrap_or(self.start);
         fragments_of(&text, start, &self.dir)
     }
 

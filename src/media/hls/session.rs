@@ -150,12 +150,7 @@ impl HlsSession {
     /// ffmpeg failures (spawn, or crashes past [`MAX_RESTARTS`]).
     pub fn segment(&self, n: usize) -> Result<SegmentState, String> {
         let mut jobs = self.jobs.lock().expect("jobs lock");
-        for slot in jobs.iter_mut() {
-            slot.job.calibrate(&self.template.ffprobe);
-            if slot.job.finished().is_some() {
-                slot.permit = None;
-            }
-        }
+        self.calibrate(&mut jobs);
         let state = match &self.timeline {
             Timeline::Vod(segments) => self.vod_segment(&mut jobs, segments, n),
             Timeline::Event => self.event_segment(&mut jobs, n),
@@ -168,7 +163,19 @@ impl HlsSession {
     /// on every segment request and periodically, since a paused player asks nothing).
     pub fn pace(&self) {
         let mut jobs = self.jobs.lock().expect("jobs lock");
+        self.calibrate(&mut jobs);
         pace(&mut jobs, self.template.transcodes.as_ref());
+    }
+
+    /// Measures each job's first timestamp once it can (until then it lists no fragments)
+    /// and gives back the transcode slots of jobs that ended.
+    fn calibrate(&self, jobs: &mut [Slot]) {
+        for slot in jobs.iter_mut() {
+            slot.job.calibrate(&self.template.ffprobe);
+            if slot.job.finished().is_some() {
+                slot.permit = None;
+            }
+        }
     }
 
     fn vod_segment(
@@ -342,28 +349,34 @@ fn reaches(job: &Job, segment: &Segment) -> bool {
     let fragments = job.fragments();
     // A job reaches the segment it was started for even when its first timestamp comes a
     // little after the keyframe (audio priming shifts `-start_at_zero`).
-    let begin = fragments.first().map_or(job.start, |f| f.start.min(job.start));
+    let begin = fragments
+        .first()
+        .map_or(job.start, |f| f.start.min(job.start));
     let frontier = fragments.last().map_or(job.start, |f| f.start + f.duration);
     let succeeded = job.finished() == Some(None);
     begin <= segment.start + EPSILON
         && (segment.start < frontier - EPSILON || (!succeeded && segment.start <= frontier + REACH))
 }
 
-/// The fragments of `segment` when all are written: the next GOP after it has started, or
-/// (for the last segment) the job is done.
+/// The fragments of `segment` when all are written: the last one inside reaches its end (a
+/// fragment is listed once ffmpeg has closed it, with its duration), a later one has started,
+/// or (for the last segment) the job is done.
 fn complete(
     fragments: &[Fragment],
     segment: &Segment,
     last: bool,
     done: bool,
 ) -> Option<Vec<PathBuf>> {
-    let inside: Vec<PathBuf> = fragments
+    let inside: Vec<&Fragment> = fragments
         .iter()
         .filter(|f| f.start >= segment.start - EPSILON && f.start < segment.end - EPSILON)
-        .map(|f| f.path.clone())
         .collect();
+    let covered = inside
+        .last()
+        .is_some_and(|f| f.start + f.duration >= segment.end - EPSILON);
     let past_end = fragments.iter().any(|f| f.start >= segment.end - EPSILON);
-    (!inside.is_empty() && (past_end || (last && done))).then_some(inside)
+    (!inside.is_empty() && (covered || past_end || (last && done)))
+        .then(|| inside.iter().map(|f| f.path.clone()).collect())
 }
 
 #[cfg(test)]
@@ -379,7 +392,7 @@ mod tests {
     }
 
     #[test]
-    fn a_segment_is_its_fragments_once_the_next_gop_has_started() {
+    fn a_segment_is_its_fragments_once_they_reach_its_end() {
         let segment = Segment {
             index: 1,
             start: 6.0,
@@ -390,14 +403,26 @@ mod tests {
             complete(&some, &segment, false, false).is_none(),
             "10.0 not written yet"
         );
+        let closed: Vec<Fragment> = [4.0, 6.0, 8.0, 10.0].map(fragment).to_vec();
+        let files = complete(&closed, &segment, false, false).unwrap();
+        assert_eq!(
+            files,
+            ["g6", "g8", "g10"].map(PathBuf::from),
+            "the GOP at 10.0 ends at 12.0: complete before the next one is listed"
+        );
         let more: Vec<Fragment> = [4.0, 6.0, 8.0, 10.0, 12.0].map(fragment).to_vec();
         let files = complete(&more, &segment, false, false).unwrap();
         assert_eq!(files, ["g6", "g8", "g10"].map(PathBuf::from));
+        // The file's last segment may end a little past its last GOP (audio runs longer).
+        let last = Segment {
+            end: 12.5,
+            ..segment
+        };
         let tail: Vec<Fragment> = [6.0, 8.0, 10.0].map(fragment).to_vec();
         assert!(
-            complete(&tail, &segment, true, true).is_some(),
+            complete(&tail, &last, true, true).is_some(),
             "the last segment ends with the job"
         );
-        assert!(complete(&tail, &segment, true, false).is_none());
+        assert!(complete(&tail, &last, true, false).is_none());
     }
 }
