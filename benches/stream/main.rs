@@ -1,10 +1,11 @@
 //! Streaming benchmark: Magnetar against baselines measured in the same run, on 127.0.0.1.
 //!
-//! Run: `scripts/bench` (checks nginx, mpv, ffmpeg and wrk first) or
-//! `cargo bench --bench stream`; `-- a b b2 c d e` picks figures. It prints a line per run,
-//! then a table: each figure, its baseline, its goal. Nothing is asserted: a missed goal
+//! Run: `scripts/bench` (checks nginx, mpv, ffmpeg, wrk, node and Chromium first) or
+//! `cargo bench --bench stream`; `-- a b b2 c d e f g h i` picks figures. It prints a line per
+//! run, then a table: each figure, its baseline, its goal. Nothing is asserted: a missed goal
 //! reads `MISS`, a figure that broke reads `ERROR` (and the exit status is 1). A full run
-//! takes about 5 minutes once built.
+//! takes about 9 minutes once built, plus about 5 minutes the first time to make the media
+//! fixtures ([`fixtures`], cached in `~/.cache/magnetar-bench/`).
 //!
 //! The server under test is the real binary (`magnetar serve`, a child process with a fresh
 //! data folder, DHT off); the swarm is an in-process [`Seeder`] of files generated here
@@ -28,13 +29,30 @@
 //!   answers by kind, 429s, errors (goal: none), latency, RSS. Baseline: the same load with
 //!   every rate limit off.
 //!
+//! The media figures play the HLS remux (`?client=browser`: H.264 copied, AC-3 to AAC) of a
+//! 2-hour 320x180 MKV, downloaded from the seeder; the server's ffmpeg command line (read from
+//! `/proc`) is also run alone on the local file as the baseline.
+//! - (f) master playlist request → first bytes of segment 0 (playlists, init segment, segment
+//!   0, as a player asks), on a fresh torrent and a downloaded one, 5 runs; baseline: that
+//!   ffmpeg alone until its playlist lists the GOP fragments segment 0 is made of.
+//! - (g) hls.js in Chromium plays from 0, seeks to 40:00, until playing again (a frame from
+//!   there presented, frames and audio decoded, the clock moving), 3 runs; baseline: the same
+//!   page on a static HLS of the same content made by ffmpeg, served by nginx.
+//! - (h) every segment of a 10-minute cut, in order, to the last byte, 3 rounds; baseline: that
+//!   ffmpeg alone to its end on the same file; ratio of the times (goal ≥ 0.9×).
+//! - (i) server RSS and ffmpeg processes with 1, 2 and 4 sessions playing, then after each
+//!   seeked to 40:00; baseline: the same server idle.
+//!
 //! Rate limits present in the server's configuration are turned off (a note says which):
 //! this measures the engine, not the policy. Figure (e) alone keeps them: it measures them.
 //!
 //! This file owns the entry point, the figure list and the knobs the figures share; the
 //! modules:
 //! - [`first_byte`]: figures (a) and (b); [`player`]: (b′); [`load`]: (c) and (d);
-//!   [`crowd`]: (e), with its wrk script `crowd.lua`.
+//!   [`crowd`]: (e), with its wrk script `crowd.lua`; [`remux`]: (f) and (h); [`seek`]: (g),
+//!   with its page `tests/browser/seek.mjs`; [`sessions`]: (i).
+//! - [`fixtures`]: the media files; [`hls`]: the HLS client; [`sidecar`]: the server's ffmpeg
+//!   children, and their command alone.
 //! - [`server`]: `magnetar serve` as a child process and the API calls on it.
 //! - [`swarm`]: generated data, the in-process seeder, and rqbit alone as the baseline.
 //! - [`nginx`]: the nginx baseline; [`process`]: child processes and one-shot tools.
@@ -45,12 +63,18 @@
 mod client;
 mod crowd;
 mod first_byte;
+mod fixtures;
+mod hls;
 mod load;
 mod nginx;
 mod player;
 mod process;
+mod remux;
 mod report;
+mod seek;
 mod server;
+mod sessions;
+mod sidecar;
 mod swarm;
 
 use std::{
@@ -100,13 +124,17 @@ async fn run_all(keys: &[String]) -> bool {
     if !off.is_empty() {
         println!("note: server limits off for the benchmark: {off:?}");
     }
-    let figures: [(&str, Figure); 6] = [
+    let figures: [(&str, Figure); 10] = [
         ("a", Box::pin(first_byte::figure_a())),
         ("b", Box::pin(first_byte::figure_b())),
         ("b2", Box::pin(player::figure_b2())),
         ("c", Box::pin(load::figure_c())),
         ("d", Box::pin(load::figure_d())),
         ("e", Box::pin(crowd::figure_e())),
+        ("f", Box::pin(remux::figure_f())),
+        ("g", Box::pin(seek::figure_g())),
+        ("h", Box::pin(remux::figure_h())),
+        ("i", Box::pin(sessions::figure_i())),
     ];
     let (mut rows, mut ok) = (Vec::new(), true);
     for (key, figure) in figures {

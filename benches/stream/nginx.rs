@@ -1,6 +1,7 @@
 //! The nginx baseline: nginx on 127.0.0.1 serving a folder at full speed and, under
 //! `/capped/`, at [`SLOW_BPS`] per connection, with an access log of the bytes and ranges
-//! it sent. Figure (c) compares throughput with it; (b′) counts what mpv asks it for.
+//! it sent, answering any origin (CORS). Figure (c) compares throughput with it; (b′) counts
+//! what mpv asks it for; (g) plays a static HLS from it.
 
 use std::{path::Path, time::Duration};
 
@@ -29,8 +30,10 @@ impl Nginx {
             events {{ worker_connections 1024; }}
             http {{ log_format sent '$bytes_sent $body_bytes_sent $http_range';
                 access_log {d}/access.log sent; client_body_temp_path {d}/body; sendfile on;
-                types {{ video/mp4 mp4; video/x-matroska mkv; }}
+                types {{ video/mp4 mp4 m4s; video/x-matroska mkv;
+                    application/vnd.apple.mpegurl m3u8; }}
                 server {{ listen 127.0.0.1:{port}; root {root};
+                    add_header Access-Control-Allow-Origin * always;
                     location /capped/ {{ alias {root}/; limit_rate {SLOW_BPS}; }} }} }}"
         );
         let conf_path = dir.path().join("nginx.conf");

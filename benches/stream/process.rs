@@ -1,7 +1,7 @@
 //! Child processes: [`Proc`], a long-running child (the server, nginx) with its own folder
-//! and log, and the one-shot tools (mpv, ffmpeg, wrk), each bounded by a timeout and killed
-//! on drop. What the children are for belongs to the figures and to [`crate::server`] and
-//! [`crate::nginx`].
+//! and log, and the one-shot tools (mpv, ffmpeg, node, wrk), each bounded by a timeout and
+//! killed on drop. What the children are for belongs to the figures and to [`crate::server`]
+//! and [`crate::nginx`].
 
 use std::{
     path::{Path, PathBuf},
@@ -90,16 +90,12 @@ pub async fn mpv(url: &str) -> Result<Duration> {
 /// A 120 s H.264/AAC MP4 (25 fps, GOP 2 s) with its moov after the mdat, about 7 MB.
 pub async fn make_mp4(root: &Path) -> Result<PathBuf> {
     let out = root.join("clip.mp4");
-    let args = "-nostdin -y -loglevel error \
-        -f lavfi -i testsrc2=size=640x360:rate=25:duration=120 -f lavfi -i sine=duration=120 \
+    let args =
+        "-f lavfi -i testsrc2=size=640x360:rate=25:duration=120 -f lavfi -i sine=duration=120 \
         -c:v libx264 -preset veryfast -g 50 -b:v 400k -c:a aac -b:a 64k";
-    let mut command = Command::new("ffmpeg");
-    command.args(args.split_whitespace()).arg(&out);
-    let limit = Duration::from_secs(300);
-    let output = tool_output(command, limit, ("ffmpeg", "ffmpeg")).await?;
-    if !output.status.success() {
-        bail!("ffmpeg: {}", String::from_utf8_lossy(&output.stderr));
-    }
+    let mut args: Vec<String> = args.split_whitespace().map(str::to_owned).collect();
+    args.push(out.display().to_string());
+    ffmpeg(&args, Duration::from_secs(300)).await?;
     // The first "moov" after the box header "mdat" at the start: either the real box or a
     // chance match inside the media data; both mean the moov is not before the mdat.
     let bytes = std::fs::read(&out)?;
@@ -108,6 +104,26 @@ pub async fn make_mp4(root: &Path) -> Result<PathBuf> {
         (Some(mdat), Some(moov)) if moov > mdat => Ok(out),
         _ => bail!("ffmpeg wrote the moov before the mdat"),
     }
+}
+
+/// `ffmpeg -nostdin -y -loglevel error args` to the end within `limit` (exit 0 required).
+pub async fn ffmpeg(args: &[String], limit: Duration) -> Result<()> {
+    let mut command = Command::new("ffmpeg");
+    command
+        .args(["-nostdin", "-y", "-loglevel", "error"])
+        .args(args);
+    let output = tool_output(command, limit, ("ffmpeg", "ffmpeg")).await?;
+    match output.status.success() {
+        true => Ok(()),
+        false => bail!("ffmpeg: {}", String::from_utf8_lossy(&output.stderr)),
+    }
+}
+
+/// `node args` to the end within `limit`; the exit status is the caller's.
+pub async fn node(args: &[String], limit: Duration) -> Result<Output> {
+    let mut command = Command::new("node");
+    command.args(args).stdin(Stdio::null());
+    tool_output(command, limit, ("node", "nodejs")).await
 }
 
 /// `wrk args` to the end within `limit` (exit 0 required); its standard output.

@@ -22,7 +22,7 @@ pub fn row(figure: &str, ours: &str, base: &str, goal: &str, met: Option<bool>) 
 pub fn print_table(rows: &[Row]) {
     let head = row("figure", "magnetar", "baseline", "goal", None);
     for [figure, ours, base, goal, verdict] in std::iter::once(&head).chain(rows) {
-        println!("{figure:<46} {ours:<32} {base:<44} {goal:<10} {verdict}");
+        println!("{figure:<46} {ours:<40} {base:<44} {goal:<10} {verdict}");
     }
 }
 

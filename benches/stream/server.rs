@@ -31,6 +31,8 @@ pub enum Settings {
     Bench,
     /// The configuration as it is, plus these `MAGNETAR__…` variables (figure e).
     With(Vec<(String, String)>),
+    /// [`Settings::Bench`] plus these `MAGNETAR__…` variables (figure g: CORS).
+    BenchWith(Vec<(String, String)>),
 }
 
 /// Starts a server with [`Settings::Bench`], runs `work` on it, then stops it; an error (the
@@ -142,18 +144,51 @@ impl Server {
 
     /// [`Server::create`] as the user of `token`.
     pub async fn create_as(&self, token: &str, magnet: &str) -> Result<(String, String)> {
+        let stream = self.stream_as(token, magnet).await?;
+        let id = stream["id"].as_str().context("no id")?.to_owned();
+        let direct = stream["urls"]["direct"]
+            .as_str()
+            .context("no urls.direct")?;
+        Ok((id, self.url(direct)))
+    }
+
+    /// POST /api/v1/streams; the Stream object.
+    pub async fn stream(&self, magnet: &str) -> Result<Value> {
+        self.stream_as(&self.token, magnet).await
+    }
+
+    /// [`Server::stream`] as the user of `token`.
+    pub async fn stream_as(&self, token: &str, magnet: &str) -> Result<Value> {
         let request = self.client.post(self.url("/api/v1/streams"));
         let request = request.json(&json!({ "magnet": magnet }));
         let (status, body) = self.call_as(token, request).await?;
         if status != 201 && status != 200 {
             bail!("POST /api/v1/streams answered {status}: {body}");
         }
-        let stream: Value = serde_json::from_str(&body)?;
-        let id = stream["id"].as_str().context("no id")?.to_owned();
-        let direct = stream["urls"]["direct"]
-            .as_str()
-            .context("no urls.direct")?;
-        Ok((id, self.url(direct)))
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// A stream's absolute HLS master playlist URL for a browser (`?client=browser`).
+    pub fn master_url(&self, stream: &Value) -> Result<String> {
+        let hls = stream["urls"]["hls"].as_str().context("no urls.hls")?;
+        Ok(format!("{}?client=browser", self.url(hls)))
+    }
+
+    /// DELETE /api/v1/streams/{id} (its HLS jobs end).
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        self.delete_as(&self.token, id).await
+    }
+
+    /// [`Server::delete`] as the user of `token`.
+    pub async fn delete_as(&self, token: &str, id: &str) -> Result<()> {
+        let request = self
+            .client
+            .delete(self.url(&format!("/api/v1/streams/{id}")));
+        let (status, body) = self.call_as(token, request).await?;
+        match status.as_u16() {
+            204 => Ok(()),
+            _ => bail!("DELETE /api/v1/streams/{id} answered {status}: {body}"),
+        }
     }
 
     /// GET /api/v1/streams/{id}: the stream as JSON.
@@ -202,14 +237,14 @@ fn server_env(port: u16, data: &Path, settings: Settings) -> Vec<(String, String
     ];
     let pair = |kv: &String| kv.split_once('=').map(|(k, v)| (k.into(), v.into()));
     let mut env: Vec<(String, String)> = env.iter().filter_map(pair).collect();
+    let limits_off = LIMITS_OFF.get().into_iter().flatten().map(|key| {
+        let name = format!("MAGNETAR__LIMITS__{}", key.to_uppercase());
+        (name, "0".to_owned())
+    });
     match settings {
-        Settings::Bench => {
-            for key in LIMITS_OFF.get().into_iter().flatten() {
-                let name = format!("MAGNETAR__LIMITS__{}", key.to_uppercase());
-                env.push((name, "0".into()));
-            }
-        }
+        Settings::Bench => env.extend(limits_off),
         Settings::With(more) => env.extend(more),
+        Settings::BenchWith(more) => env.extend(limits_off.chain(more)),
     }
     env
 }
