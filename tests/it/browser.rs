@@ -50,14 +50,14 @@ async fn play_in_chromium(node: &Path, script: &Path, master: &str) -> (Value, S
     (result, log)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_plays_the_hls_remux_with_hls_js_and_seeks_to_a_far_segment() {
-    require_tool("ffprobe", "ffmpeg");
-    let (node, script) = require_browser();
-    let root = tempfile::tempdir().unwrap();
-    let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
-    let server = TestServer::start_with(&root.path().join("data"), |c| {
-        // The page is served from another origin, as a web player's would be.
+/// Seeds `folder`, starts a server (CORS open: the page is served from another origin, as a web
+/// player's would be) and returns the stream's master playlist URL for browsers.
+async fn serve_for_browser(
+    folder: &Path,
+    root: &Path,
+) -> (magnetar::seeder::Seeder, TestServer, String) {
+    let (seeder, seeded) = seed(folder, None).await;
+    let server = TestServer::start_with(&root.join("data"), |c| {
         c.server.cors_origins = vec!["*".into()];
     })
     .await;
@@ -66,7 +66,15 @@ async fn chromium_plays_the_hls_remux_with_hls_js_and_seeks_to_a_far_segment() {
         "{}/hls/master.m3u8?client=browser",
         server.playback_base(&stream)
     );
+    (seeder, server, master)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_plays_the_hls_remux_with_hls_js_and_seeks_to_a_far_segment() {
+    require_tool("ffprobe", "ffmpeg");
+    let (node, script) = require_browser();
+    let root = tempfile::tempdir().unwrap();
+    let (_seeder, server, master) = serve_for_browser(&fixtures().join("mkv"), root.path()).await;
     let (r, log) = play_in_chromium(&node, &script, &master).await;
     assert_played_and_seeked(&r, &log);
     // The seek target was not buffered: the page had to fetch that far segment.
@@ -119,16 +127,7 @@ async fn chromium_plays_the_event_playlist_of_a_file_without_an_index() {
     let root = tempfile::tempdir().unwrap();
     // MPEG-TS has no index Magnetar reads: the playlist is an EVENT one, grown by ffmpeg.
     let folder = clip(root.path(), "No.Index.2020.ts", "ts", 30, "ac3").await;
-    let (_seeder, seeded) = seed(&folder, None).await;
-    let server = TestServer::start_with(&root.path().join("data"), |c| {
-        c.server.cors_origins = vec!["*".into()];
-    })
-    .await;
-    let stream = server.stream_of("alice", &seeded.magnet).await;
-    let master = format!(
-        "{}/hls/master.m3u8?client=browser",
-        server.playback_base(&stream)
-    );
+    let (_seeder, server, master) = serve_for_browser(&folder, root.path()).await;
     let (r, log) = play_in_chromium(&node, &script, &master).await;
     assert_played_and_seeked(&r, &log);
     server.stop().await;

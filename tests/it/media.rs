@@ -98,7 +98,7 @@ async fn without_ffprobe_media_answers_503_and_direct_play_still_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hls_remuxes_the_mkv_to_segments_ffprobe_reads_as_h264_and_aac() {
-    let ffprobe = require_tool("ffprobe", "ffmpeg");
+    require_tool("ffprobe", "ffmpeg");
     let root = tempfile::tempdir().unwrap();
     let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
     let server = TestServer::start(&root.path().join("data")).await;
@@ -141,31 +141,8 @@ async fn hls_remuxes_the_mkv_to_segments_ffprobe_reads_as_h264_and_aac() {
     }
     let file = root.path().join("joined.mp4");
     std::fs::write(&file, &joined).unwrap();
-    let out = std::process::Command::new(ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name:format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let probe: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let codecs: Vec<&str> = probe["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["codec_name"].as_str().unwrap())
-        .collect();
-    assert_eq!(codecs, ["h264", "aac"], "{probe}");
-    let duration: f64 = probe["format"]["duration"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (codecs, duration) = codecs_and_duration(&file);
+    assert_eq!(codecs, ["h264", "aac"]);
     assert!((19.0..21.5).contains(&duration), "{duration}");
     server.stop().await;
 }

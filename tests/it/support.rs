@@ -229,6 +229,34 @@ pub async fn clip(dir: &Path, name: &str, ext: &str, seconds: u32, audio: &str) 
     folder
 }
 
+/// The codecs (in stream order) and the duration of a media file, by ffprobe.
+pub fn codecs_and_duration(file: &Path) -> (Vec<String>, f64) {
+    let ffprobe = require_tool("ffprobe", "ffmpeg");
+    let out = std::process::Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+        ])
+        .args(["-of", "json"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let probe: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codecs = probe["streams"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let duration = probe["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    (codecs, duration)
+}
+
 /// A playlist's non-comment lines.
 pub fn uris(playlist: &str) -> Vec<String> {
     playlist
