@@ -166,9 +166,11 @@ impl Media {
             .try_get_with(key, async {
                 let header = format!("{INTERNAL_HEADER}: {}\r\n", self.internal_key);
                 let map = format!("0:{stream}");
+                // `-xerror`: an input that ends early (the stream was deleted, the swarm
+                // stalled) fails the run instead of leaving a cut track in the cache.
                 let args = [
-                    "-v", "error", "-nostdin", "-headers", &header, "-i", url, "-map", &map,
-                    "-c:s", "webvtt", "-f", "webvtt", "pipe:1",
+                    "-v", "error", "-xerror", "-nostdin", "-headers", &header, "-i", url, "-map",
+                    &map, "-c:s", "webvtt", "-f", "webvtt", "pipe:1",
                 ];
                 let out = self
                     .extractor

@@ -280,7 +280,8 @@ async fn embedded_and_external_tracks_are_listed_converted_and_offered_in_hls() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_embedded_track_answers_503_until_ffmpeg_has_read_the_whole_file() {
+async fn an_embedded_track_answers_503_until_ffmpeg_has_read_the_whole_file_and_keeps_no_cut_track()
+{
     require_tool("ffprobe", "ffmpeg");
     let root = tempfile::tempdir().unwrap();
     let folder = subtitled_movie(root.path());
@@ -308,9 +309,21 @@ async fn an_embedded_track_answers_503_until_ffmpeg_has_read_the_whole_file() {
     let (status, body) = json_of(response).await;
     assert_error(status, &body, 503, "PLAYLIST_NOT_READY");
     assert!(retry_after.is_some(), "503 carries Retry-After");
+
+    // The stream is deleted mid-extraction: ffmpeg's input ends early, and what it wrote must
+    // not be kept for the next stream of the same file.
+    let id = stream["id"].as_str().unwrap();
+    assert_eq!(server.delete("alice", id).await, StatusCode::NO_CONTENT);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let base = server.playback_base(&stream);
     let (status, vtt) = fetch_when_ready(&format!("{base}/subs/e2.vtt")).await;
     assert_eq!(status, StatusCode::OK, "{vtt}");
-    assert!(vtt.contains("A later line."), "{vtt}");
+    assert!(vtt.contains("Inner SubRip line."), "{vtt}");
+    assert!(
+        vtt.contains("A later line."),
+        "the whole track, not a cut one: {vtt}"
+    );
     server.stop().await;
     seeder.stop().await;
 }
