@@ -20,6 +20,8 @@ use crate::{
         subtitles::{
             external_to_vtt, tracks, SubtitleSource, SubtitleTrack, TextFormat, MAX_SUBTITLE_BYTES,
         },
+        tool::ToolError,
+        MediaError,
     },
     streams::view::url_file_name,
 };
@@ -153,6 +155,16 @@ async fn embedded(
     let extraction = tokio::spawn(async move { media.embedded_vtt(key, &url).await });
     match tokio::time::timeout(state.media.config.hls_wait, extraction).await {
         Ok(Ok(Ok(text))) => Ok(text.to_string()),
+        // ffmpeg stopped before the end of the file: most often the swarm stalled or the
+        // stream went away; a later request starts a fresh run.
+        Ok(Ok(Err(err))) if matches!(*err, MediaError::Tool(ToolError::Failed { .. })) => {
+            tracing::warn!(error = %err, "subtitle extraction failed");
+            Err(AppError::new(
+                ErrorCode::StreamStalled,
+                "the subtitle track could not be read to the end of the file; retry",
+            )
+            .retry_after(5))
+        }
         Ok(Ok(Err(err))) => Err(media_error(&err)),
         Ok(Err(join)) => Err(AppError::internal(join)),
         Err(_) => Err(AppError::new(
