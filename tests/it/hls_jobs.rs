@@ -1,8 +1,8 @@
 //! HLS jobs beyond the indexed VOD path, with the real ffmpeg: a file without a keyframe index
 //! (MPEG-TS) plays from an EVENT playlist that grows as ffmpeg writes and ends with
 //! `#EXT-X-ENDLIST`; a job far ahead of the player is paused (SIGSTOP: the process stops, its
-//! output stops growing) and resumes when the player catches up.
-
+//! output stops growing) and resumes when the player catches up; an ffmpeg that keeps crashing
+//! is restarted a bounded number of times, then reported as `TRANSCODER_UNAVAILABLE`.
 use std::{
     path::Path,
     time::{Duration, Instant},
@@ -178,4 +178,36 @@ async fn a_job_far_ahead_of_the_player_is_paused_and_resumes_when_it_catches_up(
     eprintln!("pacing: paused with {paused_at:.1} s written for a player at 6 s; resumed, paused again at {again:.1} s");
     server.stop().await;
     seeder.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ffmpeg_that_keeps_crashing_is_restarted_three_times_then_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let ffmpeg = require_tool("ffmpeg", "ffmpeg");
+    let root = tempfile::tempdir().unwrap();
+    // An ffmpeg that answers `-version` (so /ready is fine) and fails every job at once.
+    let launches = root.path().join("launches");
+    let script = root.path().join("crashing-ffmpeg");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = -version ] && exec {} -version\necho job >> {}\necho 'simulated crash' >&2\nexit 1\n",
+            ffmpeg.display(),
+            launches.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
+    let server = TestServer::start_with(&root.path().join("data"), |c| {
+        c.media.ffmpeg_path = script.clone();
+    })
+    .await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let segment = format!("{}/hls/browser/1.m4s", server.playback_base(&stream));
+    let (status, body) = json_of(client().get(&segment).send().await.unwrap()).await;
+    assert_error(status, &body, 503, "TRANSCODER_UNAVAILABLE");
+    let jobs = std::fs::read_to_string(&launches).unwrap_or_default();
+    assert_eq!(jobs.lines().count(), 4, "the first job and 3 restarts");
+    server.stop().await;
 }

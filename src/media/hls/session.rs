@@ -24,7 +24,8 @@ use super::super::{
 /// ffmpeg jobs per session at most (one is not enough: hls.js's leftover requests for the
 /// old position would thrash it after a seek).
 pub const MAX_JOBS: usize = 2;
-/// ffmpeg crashes a session survives (each restarts the job at the segment asked for).
+/// ffmpeg failures in a row (no segment served in between) a session survives; each
+/// restarts the job at the segment asked for.
 pub const MAX_RESTARTS: usize = 3;
 /// A job this far (seconds of media) past the end of the last segment asked of it is paused;
 /// it goes on once the player is within [`RESUME_AHEAD`] again. hls.js buffers 30 s ahead.
@@ -194,6 +195,7 @@ impl HlsSession {
             let finished = slot.job.finished();
             let fragments = slot.job.fragments();
             if let Some(files) = complete(&fragments, &segment, last, finished.is_some()) {
+                self.restarts.store(0, Ordering::SeqCst);
                 return Ok(SegmentState::Ready(files));
             }
             let Some(outcome) = finished else {
@@ -205,6 +207,11 @@ impl HlsSession {
             let _ = std::fs::remove_dir_all(&ended.job.dir);
             self.count_restart(outcome.unwrap_or_else(|| "ffmpeg ended early".into()))?;
         }
+        // Without a free transcode slot nothing starts (and nothing is evicted for it): the
+        // segment stays pending and the player retries.
+        let Some(permit) = self.transcode_permit() else {
+            return Ok(SegmentState::Pending);
+        };
         if jobs.len() >= MAX_JOBS {
             let oldest = jobs
                 .iter()
@@ -216,7 +223,7 @@ impl HlsSession {
             let _ = std::fs::remove_dir_all(&evicted.job.dir);
         }
         tracing::info!(session = %self.id, segment = n, start = segment.start, "starting ffmpeg job");
-        self.start_job(jobs, segment.start, segment.end)?;
+        self.start_job(jobs, segment.start, segment.end, permit)?;
         Ok(SegmentState::Pending)
     }
 
@@ -237,7 +244,10 @@ impl HlsSession {
         let fragments = slot.job.fragments();
         let last = n + 1 == segments.len();
         Ok(match complete(&fragments, segment, last, done) {
-            Some(files) => SegmentState::Ready(files),
+            Some(files) => {
+                self.restarts.store(0, Ordering::SeqCst);
+                SegmentState::Ready(files)
+            }
             None => SegmentState::Pending,
         })
     }
@@ -251,8 +261,10 @@ impl HlsSession {
             self.count_restart(error)?;
         }
         if jobs.is_empty() {
-            tracing::info!(session = %self.id, "starting ffmpeg job (event playlist)");
-            self.start_job(jobs, 0.0, TARGET)?;
+            if let Some(permit) = self.transcode_permit() {
+                tracing::info!(session = %self.id, "starting ffmpeg job (event playlist)");
+                self.start_job(jobs, 0.0, TARGET, permit)?;
+            }
         }
         let Some(slot) = jobs.first() else {
             return Ok((Vec::new(), false));
@@ -270,16 +282,24 @@ impl HlsSession {
         Ok((segments, done))
     }
 
-    /// Starts a job at `start` (a keyframe) for a player wanting up to `wanted`. Without a
-    /// free transcode slot nothing starts (the segment stays pending; the player retries).
-    fn start_job(&self, jobs: &mut Vec<Slot>, start: f64, wanted: f64) -> Result<(), String> {
-        let permit = match &self.template.transcodes {
-            Some(slots) => match slots.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => return Ok(()),
-            },
-            None => None,
-        };
+    /// A transcode slot when this session's plan needs one: `Some(None)` when it needs none,
+    /// `None` when every slot is taken.
+    fn transcode_permit(&self) -> Option<Option<OwnedSemaphorePermit>> {
+        match &self.template.transcodes {
+            Some(slots) => slots.clone().try_acquire_owned().ok().map(Some),
+            None => Some(None),
+        }
+    }
+
+    /// Starts a job at `start` (a keyframe) for a player wanting up to `wanted`, holding
+    /// `permit` (its transcode slot, if any) while it runs.
+    fn start_job(
+        &self,
+        jobs: &mut Vec<Slot>,
+        start: f64,
+        wanted: f64,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), String> {
         let number = self.next_job.fetch_add(1, Ordering::SeqCst);
         let spec = JobSpec {
             ffmpeg: self.template.ffmpeg.clone(),
@@ -299,7 +319,8 @@ impl HlsSession {
         Ok(())
     }
 
-    /// Counts a job that ended before its work was done; past [`MAX_RESTARTS`], its error.
+    /// Counts a job that ended before its work was done; past [`MAX_RESTARTS`] in a row, its
+    /// error.
     fn count_restart(&self, error: String) -> Result<(), String> {
         let restarts = self.restarts.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::warn!(session = %self.id, %error, restarts, "ffmpeg job failed");
