@@ -3,6 +3,7 @@
 //! `#EXT-X-ENDLIST`; a job far ahead of the player is paused (SIGSTOP: the process stops, its
 //! output stops growing) and resumes when the player catches up; an ffmpeg that keeps crashing
 //! is restarted a bounded number of times, then reported as `TRANSCODER_UNAVAILABLE`.
+
 use std::{
     path::Path,
     time::{Duration, Instant},
