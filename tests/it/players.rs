@@ -1,5 +1,6 @@
 //! Real players on the signed URL: mpv seeks into a moov-at-end MP4; ffprobe reads an MKV;
-//! VLC plays the M3U playlist.
+//! VLC plays the M3U playlist; mpv plays the HLS master playlist, VOD (indexed MKV) and EVENT
+//! (MPEG-TS without an index).
 
 use std::time::Duration;
 
@@ -154,6 +155,27 @@ async fn mpv_plays_the_hls_master_playlist() {
     assert!(
         log.contains("h264") && log.contains("aac"),
         "mpv saw H.264 video and AAC audio (remuxed from AC-3):\n{log}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mpv_plays_the_event_playlist_of_a_file_without_an_index() {
+    require_tool("mpv", "mpv");
+    let root = tempfile::tempdir().unwrap();
+    let folder = clip(root.path(), "No.Index.2020.ts", "ts", 20, "ac3").await;
+    let (_seeder, seeded) = seed(&folder, None).await;
+    let server = TestServer::start(&root.path().join("data")).await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let master = format!(
+        "{}/hls/master.m3u8?client=browser",
+        server.playback_base(&stream)
+    );
+    let (status, log) = mpv_on(&master, &[]).await;
+    assert_eq!(status.code(), Some(0), "mpv failed:\n{log}");
+    assert!(
+        log.contains("h264") && log.contains("aac"),
+        "mpv saw H.264 video and AAC audio from the EVENT playlist:\n{log}"
     );
     server.stop().await;
 }
