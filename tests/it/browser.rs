@@ -62,10 +62,7 @@ async fn serve_for_browser(
     })
     .await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
-    let master = format!(
-        "{}/hls/master.m3u8?client=browser",
-        server.playback_base(&stream)
-    );
+    let master = server.browser_master(&stream);
     (seeder, server, master)
 }
 

@@ -141,41 +141,34 @@ fn running_as_root() -> bool {
 /// output fails the same way — so seeking is shown with hls.js instead.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mpv_plays_the_hls_master_playlist() {
-    require_tool("mpv", "mpv");
     let root = tempfile::tempdir().unwrap();
-    let (_seeder, seeded) = seed(&fixtures().join("mkv"), None).await;
-    let server = TestServer::start(&root.path().join("data")).await;
-    let stream = server.stream_of("alice", &seeded.magnet).await;
-    let master = format!(
-        "{}/hls/master.m3u8?client=browser",
-        server.playback_base(&stream)
-    );
-    let (status, log) = mpv_on(&master, &[]).await;
-    assert_eq!(status.code(), Some(0), "mpv failed:\n{log}");
+    let log = mpv_on_hls(&fixtures().join("mkv"), root.path()).await;
     assert!(
         log.contains("h264") && log.contains("aac"),
         "mpv saw H.264 video and AAC audio (remuxed from AC-3):\n{log}"
     );
-    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mpv_plays_the_event_playlist_of_a_file_without_an_index() {
-    require_tool("mpv", "mpv");
     let root = tempfile::tempdir().unwrap();
     let folder = clip(root.path(), "No.Index.2020.ts", "ts", 20, "ac3").await;
-    let (_seeder, seeded) = seed(&folder, None).await;
-    let server = TestServer::start(&root.path().join("data")).await;
-    let stream = server.stream_of("alice", &seeded.magnet).await;
-    let master = format!(
-        "{}/hls/master.m3u8?client=browser",
-        server.playback_base(&stream)
-    );
-    let (status, log) = mpv_on(&master, &[]).await;
-    assert_eq!(status.code(), Some(0), "mpv failed:\n{log}");
+    let log = mpv_on_hls(&folder, root.path()).await;
     assert!(
         log.contains("h264") && log.contains("aac"),
         "mpv saw H.264 video and AAC audio from the EVENT playlist:\n{log}"
     );
+}
+
+/// Seeds `folder`, serves it, plays its HLS master playlist in mpv (which must succeed) and
+/// returns mpv's log.
+async fn mpv_on_hls(folder: &std::path::Path, root: &std::path::Path) -> String {
+    require_tool("mpv", "mpv");
+    let (_seeder, seeded) = seed(folder, None).await;
+    let server = TestServer::start(&root.join("data")).await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    let (status, log) = mpv_on(&server.browser_master(&stream), &[]).await;
+    assert_eq!(status.code(), Some(0), "mpv failed:\n{log}");
     server.stop().await;
+    log
 }

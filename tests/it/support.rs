@@ -139,6 +139,14 @@ impl TestServer {
         let direct = self.direct(stream);
         direct[..direct.rfind('/').expect("a file name")].to_owned()
     }
+
+    /// The stream's HLS master playlist URL for browsers.
+    pub fn browser_master(&self, stream: &Value) -> String {
+        format!(
+            "{}/hls/master.m3u8?client=browser",
+            self.playback_base(stream)
+        )
+    }
 }
 
 /// A client with bounded timeouts.
