@@ -230,11 +230,13 @@ impl HlsSession {
     fn event_segment(&self, jobs: &mut Vec<Slot>, n: usize) -> Result<SegmentState, String> {
         let (segments, done) = self.event_segments(jobs)?;
         let Some(segment) = segments.get(n) else {
-            // Listed before (the job restarted since) or about to be listed: wait for it.
+            // Listed before (the job restarted since) or the next to be listed: wait for it.
+            // Anything further is no segment a playlist has named.
             let known = self.listed.load(Ordering::SeqCst).max(segments.len());
-            return Ok(match done && n >= known {
-                true => SegmentState::Missing,
-                false => SegmentState::Pending,
+            let next = usize::from(!done);
+            return Ok(match n < known + next {
+                true => SegmentState::Pending,
+                false => SegmentState::Missing,
             });
         };
         let Some(slot) = jobs.first_mut() else {
