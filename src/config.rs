@@ -76,6 +76,7 @@ pub struct ServerConfig {
 pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub delete_data_on_release: bool,
+    pub read_cache_bytes: u64,
 }
 
 /// `[engine]`

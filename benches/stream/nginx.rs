@@ -58,6 +58,11 @@ impl Nginx {
         bail!("nginx did not listen within 5 s")
     }
 
+    /// The nginx process's id (0 if it is gone).
+    pub fn pid(&self) -> u32 {
+        self.0.id().unwrap_or(0)
+    }
+
     /// The URL of `path` (relative to the served folder; `capped/…` for the slow one).
     pub fn url(&self, path: &str) -> String {
         format!("{}/{path}", self.1)

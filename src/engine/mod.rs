@@ -4,6 +4,7 @@
 //! elsewhere; this module knows torrents, files and bytes.
 
 pub mod bencode;
+pub mod blocks;
 pub mod disk;
 pub mod files;
 pub mod pins;
@@ -74,6 +75,8 @@ pub struct Engine {
     api: librqbit::Api,
     torrents: torrents::Torrents,
     metas: moka::sync::Cache<String, Arc<TorrentMeta>>,
+    /// Recently read blocks of complete files (`storage.read_cache_bytes`).
+    blocks: Arc<blocks::BlockCache>,
     readers: Arc<Semaphore>,
     /// Pin readers have their own, smaller pool so they never take a player's slot.
     pins: Arc<Semaphore>,
@@ -94,6 +97,7 @@ impl Engine {
             session,
             torrents: torrents::Torrents::new(),
             metas: moka::sync::Cache::new(4096),
+            blocks: Arc::new(blocks::BlockCache::new(config.storage.read_cache_bytes)),
             readers: Arc::new(Semaphore::new(config.engine.max_readers)),
             pins: Arc::new(Semaphore::new(session::pin_slots(&config))),
             pinning: Default::default(),
@@ -306,9 +310,12 @@ impl Engine {
             .await
             .map_err(|_| EngineError::Busy)?
             .map_err(|_| EngineError::Busy)?;
-        if let Some(path) = self.complete_file(info_hash, file) {
+        if let Some((path, id)) = self.complete_file(info_hash, file) {
             match std::fs::File::open(&path) {
-                Ok(opened) => return Ok(Source::Disk(disk::DiskFile::new(opened, permit))),
+                Ok(opened) => {
+                    let disk = disk::DiskFile::new(opened, id, self.blocks.clone(), permit);
+                    return Ok(Source::Disk(disk));
+                }
                 Err(err) => {
                     tracing::warn!(path = %path.display(), error = %err, "complete file unreadable; reading through the torrent")
                 }
@@ -320,7 +327,7 @@ impl Engine {
     }
 
     /// Where a file lives on disk, if every piece of it is verified.
-    fn complete_file(&self, info_hash: &str, file: usize) -> Option<std::path::PathBuf> {
+    fn complete_file(&self, info_hash: &str, file: usize) -> Option<(PathBuf, disk::FileId)> {
         let handle = self.handle(info_hash)?;
         let (len, relative) = handle
             .with_metadata(|m| {
@@ -329,7 +336,12 @@ impl Engine {
             })
             .ok()??;
         let done = handle.stats().file_progress.get(file).copied();
-        (done == Some(len)).then(|| handle.output_folder().join(relative))
+        let id = disk::FileId {
+            info_hash: info_hash.into(),
+            index: file,
+            len,
+        };
+        (done == Some(len)).then(|| (handle.output_folder().join(relative), id))
     }
 
     async fn open_with(

@@ -19,8 +19,6 @@ use crate::{
 
 /// Bytes per chunk read from the torrent.
 const CHUNK: usize = 256 * 1024;
-/// Bytes per chunk read from a complete file (one blocking-pool hop each).
-const DISK_CHUNK: usize = 512 * 1024;
 
 /// Why the first chunk did not come.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +59,7 @@ pub async fn torrent_body(
             reader.seek_to(start).await?;
             ReaderStream::with_capacity(reader.take(len), CHUNK).boxed()
         }
-        Source::Disk(file) => file.chunks(start, len, DISK_CHUNK),
+        Source::Disk(file) => file.chunks(start, len),
     };
     let early = next_within(&mut chunks, timing.first_byte_wait, &shutdown).await;
     let first = match early {

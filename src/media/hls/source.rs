@@ -43,7 +43,7 @@ impl RangeRead for TorrentRange {
                     (&mut reader).take(len).read_to_end(&mut out).await?;
                 }
                 Source::Disk(file) => {
-                    let mut chunks = file.chunks(start, len, 256 * 1024);
+                    let mut chunks = file.chunks(start, len);
                     while let Some(chunk) = chunks.next().await {
                         out.extend_from_slice(&chunk?);
                     }
