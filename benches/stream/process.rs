@@ -20,6 +20,7 @@ use crate::STEP;
 pub struct Proc {
     child: Child,
     dir: TempDir,
+    program: String,
 }
 
 impl Proc {
@@ -40,9 +41,11 @@ impl Proc {
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
+        let name = Path::new(program).file_name().unwrap_or_default();
         Ok(Proc {
             child: command.spawn()?,
             dir,
+            program: name.to_string_lossy().into_owned(),
         })
     }
 
@@ -66,9 +69,16 @@ impl Proc {
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
+    /// Kills the child; with `BENCH_LOGS=DIR` set, its log is kept as `DIR/{program}-{pid}.log`.
     pub async fn stop(mut self) {
+        let pid = self.id().unwrap_or(0);
         let _ = self.child.start_kill();
         crate::wait_stopped(self.child.wait()).await;
+        if let Some(dir) = std::env::var_os("BENCH_LOGS") {
+            let _ = std::fs::create_dir_all(&dir);
+            let kept = Path::new(&dir).join(format!("{}-{pid}.log", self.program));
+            let _ = std::fs::copy(self.path("log"), kept);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The server under test: `magnetar serve` as a child process with a fresh data folder
-//! (loopback, DHT off, the configured rate limits off, or other [`Settings`]), the API calls
+//! (loopback, DHT off, the configured rate limits off, or other [`Settings`]; warnings only in
+//! its log unless `BENCH_SERVER_LOG` says otherwise), the API calls
 //! the figures make on it, and its memory as `/proc` reports it. The range requests are
 //! [`crate::client`]'s.
 
@@ -233,10 +234,13 @@ fn server_env(port: u16, data: &Path, settings: Settings) -> Vec<(String, String
         format!("MAGNETAR__STORAGE__DATA_DIR={data}"),
         "MAGNETAR__ENGINE__DHT=false".into(),
         "MAGNETAR__ENGINE__PEER_LISTEN=127.0.0.1:0".into(),
-        "RUST_LOG=warn".into(),
     ];
     let pair = |kv: &String| kv.split_once('=').map(|(k, v)| (k.into(), v.into()));
     let mut env: Vec<(String, String)> = env.iter().filter_map(pair).collect();
+    // The server logs warnings only, unless `BENCH_SERVER_LOG` names a filter (with
+    // `BENCH_LOGS=DIR` keeping the logs).
+    let log = std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into());
+    env.push(("RUST_LOG".into(), log));
     let limits_off = LIMITS_OFF.get().into_iter().flatten().map(|key| {
         let name = format!("MAGNETAR__LIMITS__{}", key.to_uppercase());
         (name, "0".to_owned())

@@ -69,6 +69,12 @@ impl TorrentMeta {
     }
 }
 
+/// How a file's running pins are ended: `stop` at once, `wind_down` after their current step.
+struct Pinning {
+    stop: CancellationToken,
+    wind_down: CancellationToken,
+}
+
 /// The engine: one per process, shared as `Arc<Engine>`.
 pub struct Engine {
     session: Arc<Session>,
@@ -80,9 +86,9 @@ pub struct Engine {
     readers: Arc<Semaphore>,
     /// Pin readers have their own, smaller pool so they never take a player's slot.
     pins: Arc<Semaphore>,
-    /// Running pins per (info-hash, file): a player's reader cancels them, since from then on
-    /// its own position steers librqbit and pins would only compete with its seek target.
-    pinning: std::sync::Mutex<std::collections::HashMap<(String, usize), CancellationToken>>,
+    /// Running pins per (info-hash, file): a player's reader ends them (see [`pins`]), since
+    /// from then on its own position steers librqbit and pins would compete with its target.
+    pinning: std::sync::Mutex<std::collections::HashMap<(String, usize), Pinning>>,
     config: Arc<Config>,
     cancel: CancellationToken,
 }
@@ -248,11 +254,15 @@ impl Engine {
         let head = pins::head_steps(size, cfg.head_pin_bytes);
         let head_len = head.last().map(|r| r.1).unwrap_or(0);
         let tail = pins::tail_steps(size, head_len, meta.piece_length, cfg.tail_pin_bytes);
-        let cancel = cancel.child_token();
+        let (stop, wind_down) = (cancel.child_token(), CancellationToken::new());
+        let pinning = Pinning {
+            stop: stop.clone(),
+            wind_down: wind_down.clone(),
+        };
         self.pinning
             .lock()
             .expect("pinning lock")
-            .insert((meta.info_hash.clone(), file), cancel.clone());
+            .insert((meta.info_hash.clone(), file), pinning);
         for steps in [tail, head].into_iter().filter(|s| !s.is_empty()) {
             let Ok(permit) = self.pins.clone().try_acquire_owned() else {
                 tracing::debug!("all pin slots busy; not pinning");
@@ -260,11 +270,11 @@ impl Engine {
             };
             let engine = self.clone();
             let info_hash = meta.info_hash.clone();
-            let cancel = cancel.child_token();
+            let (stop, wind_down) = (stop.child_token(), wind_down.clone());
             tokio::spawn(async move {
                 let deadline = engine.config.engine.metadata_timeout;
                 match engine.open_with(permit, &info_hash, file).await {
-                    Ok(reader) => pins::run(reader, steps, deadline, cancel).await,
+                    Ok(reader) => pins::run(reader, steps, deadline, stop, wind_down).await,
                     Err(err) => tracing::debug!(error = %err, "cannot pin"),
                 }
             });
@@ -293,18 +303,17 @@ impl Engine {
             .join(info_hash)
     }
 
-    /// Opens a player's reader on a file of an active torrent, waiting up to
-    /// `engine.reader_wait` for a free slot. The file's pins end: the player steers now.
+    /// Opens a player's reader on a file of an active torrent, for reading from `start`,
+    /// waiting up to `engine.reader_wait` for a free slot. The file's pins end (the player
+    /// steers now): at once, or after their current step for a reader at byte 0 (see [`pins`]).
     /// A file already complete on disk is read from there directly ([`disk`]).
-    pub async fn open_reader(&self, info_hash: &str, file: usize) -> Result<Source, EngineError> {
-        let pins = self
-            .pinning
-            .lock()
-            .expect("pinning lock")
-            .remove(&(info_hash.to_owned(), file));
-        if let Some(pins) = pins {
-            pins.cancel();
-        }
+    pub async fn open_reader(
+        &self,
+        info_hash: &str,
+        file: usize,
+        start: u64,
+    ) -> Result<Source, EngineError> {
+        self.end_pins(info_hash, file, start);
         let wait = self.config.engine.reader_wait;
         let permit = tokio::time::timeout(wait, self.readers.clone().acquire_owned())
             .await
@@ -324,6 +333,18 @@ impl Engine {
         self.open_with(permit, info_hash, file)
             .await
             .map(Source::Swarm)
+    }
+
+    fn end_pins(&self, info_hash: &str, file: usize, start: u64) {
+        let mut pinning = self.pinning.lock().expect("pinning lock");
+        let key = (info_hash.to_owned(), file);
+        if start == 0 {
+            if let Some(pins) = pinning.get(&key) {
+                pins.wind_down.cancel();
+            }
+        } else if let Some(pins) = pinning.remove(&key) {
+            pins.stop.cancel();
+        }
     }
 
     /// Where a file lives on disk, if every piece of it is verified.

@@ -5,8 +5,12 @@
 //! A reader's window runs forward from its position to the end of the file, so a tail pin
 //! that simply read forward from `len - 4 MiB` would fetch the index last (and on a small
 //! file, half the file first). The tail is therefore read backwards, one piece at a time:
-//! each step's window holds exactly the next missing piece. Pins are sized to the file and
-//! end when a player's reader opens (the player steers from then on).
+//! each step's window holds exactly the next missing piece. Pins are sized to the file.
+//!
+//! A player's reader opened inside the file ends the pins at once: the player steers from
+//! then on. One opened at byte 0 is reading the container header, and its next request is
+//! usually the index at the tail: there each pin finishes the step it is on (the tail's is
+//! its last piece), so that piece comes with the header instead of a round trip later.
 
 use std::time::Duration;
 
@@ -54,17 +58,22 @@ pub fn tail_steps(size: u64, head_len: u64, piece_len: u64, tail_max: u64) -> St
     steps
 }
 
-/// Reads `steps` through `reader` so librqbit fetches them first; stops at `cancel` or the
-/// deadline. Dropping the reader at the end frees its window and its slot.
+/// Reads `steps` through `reader` so librqbit fetches them first; stops at `stop`, at the
+/// deadline, or before the next step once `wind_down` is cancelled. Dropping the reader at
+/// the end frees its window and its slot.
 pub async fn run(
     mut reader: TorrentReader,
     steps: Steps,
     deadline: Duration,
-    cancel: CancellationToken,
+    stop: CancellationToken,
+    wind_down: CancellationToken,
 ) {
     let work = async {
         let mut buf = vec![0u8; 64 * 1024];
-        for (start, end) in steps {
+        for (step, (start, end)) in steps.into_iter().enumerate() {
+            if step > 0 && wind_down.is_cancelled() {
+                break;
+            }
             reader.seek_to(start).await?;
             let mut remaining = end - start;
             while remaining > 0 {
@@ -79,7 +88,7 @@ pub async fn run(
         Ok::<_, std::io::Error>(())
     };
     tokio::select! {
-        _ = cancel.cancelled() => {}
+        _ = stop.cancelled() => {}
         result = tokio::time::timeout(deadline, work) => {
             if let Ok(Err(err)) = result {
                 tracing::debug!(error = %err, "pin read ended early");

@@ -147,7 +147,7 @@ async fn open_body(
     count: u64,
 ) -> Result<Body, AppError> {
     let engine = state.streams.engine();
-    let source = engine.open_reader(&meta.info_hash, file).await?;
+    let source = engine.open_reader(&meta.info_hash, file, start).await?;
     let timing = BodyTiming {
         first_byte_wait: state.config.engine.first_byte_wait,
         stall: state.config.engine.stall_timeout,

@@ -33,7 +33,7 @@ impl RangeRead for TorrentRange {
         let work = async {
             let source = self
                 .engine
-                .open_reader(&self.info_hash, self.file)
+                .open_reader(&self.info_hash, self.file, start)
                 .await
                 .map_err(std::io::Error::other)?;
             let mut out = Vec::with_capacity(len as usize);
