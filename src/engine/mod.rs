@@ -67,6 +67,12 @@ impl TorrentMeta {
     pub fn file(&self, index: usize) -> Option<&TorrentFile> {
         self.files.get(index).filter(|f| f.index == index)
     }
+
+    /// Where the file with this index starts in the torrent's bytes (the files before it,
+    /// padding files included, laid end to end).
+    pub fn file_offset(&self, index: usize) -> u64 {
+        self.files.iter().take(index).map(|f| f.size).sum()
+    }
 }
 
 /// How a file's running pins are ended: `stop` at once, `wind_down` after their current step.
@@ -253,7 +259,9 @@ impl Engine {
         let cfg = &self.config.engine;
         let head = pins::head_steps(size, cfg.head_pin_bytes);
         let head_len = head.last().map(|r| r.1).unwrap_or(0);
-        let tail = pins::tail_steps(size, head_len, meta.piece_length, cfg.tail_pin_bytes);
+        let offset = meta.file_offset(file);
+        let (piece, most) = (meta.piece_length, cfg.tail_pin_bytes);
+        let tail = pins::tail_steps(size, head_len, piece, most, offset);
         let (stop, wind_down) = (cancel.child_token(), CancellationToken::new());
         let pinning = Pinning {
             stop: stop.clone(),

@@ -40,18 +40,28 @@ pub fn head_steps(size: u64, head_max: u64) -> Steps {
     vec![(0, len)]
 }
 
-/// The tail pin: piece-sized ranges from the end backwards, not overlapping the head.
-pub fn tail_steps(size: u64, head_len: u64, piece_len: u64, tail_max: u64) -> Steps {
+/// The tail pin: whole pieces from the end backwards, not overlapping the head. `offset` is
+/// the file's position in the torrent, where piece boundaries are counted from: a step that
+/// straddled a boundary would fetch two pieces for one. The first step (the one a reader at
+/// byte 0 lets finish) holds at least [`MIN_PIN`] bytes: a last piece of a few KB holds
+/// none of the index before it.
+pub fn tail_steps(size: u64, head_len: u64, piece_len: u64, tail_max: u64, offset: u64) -> Steps {
     let len = (size / TAIL_SHARE)
         .clamp(MIN_PIN, tail_max.max(MIN_PIN))
         .min(tail_max)
         .min(size.saturating_sub(head_len));
-    let step = piece_len.max(16 * 1024);
+    let piece = piece_len.max(16 * 1024);
     let floor = size - len;
     let mut steps = Vec::new();
     let mut end = size;
     while end > floor {
-        let start = end.saturating_sub(step).max(floor);
+        // The start of the piece holding byte `end - 1`, in file offsets.
+        let last = offset + end - 1;
+        let mut start = (last - last % piece).saturating_sub(offset).max(floor);
+        while steps.is_empty() && end - start < MIN_PIN && start > floor {
+            let before = offset + start - 1;
+            start = (before - before % piece).saturating_sub(offset).max(floor);
+        }
         steps.push((start, end));
         end = start;
     }
@@ -106,7 +116,7 @@ mod tests {
     #[test]
     fn a_large_file_pins_the_configured_head_and_tail() {
         assert_eq!(head_steps(4096 * MIB, 2 * MIB), vec![(0, 2 * MIB)]);
-        let tail = tail_steps(4096 * MIB, 2 * MIB, 2 * MIB, 4 * MIB);
+        let tail = tail_steps(4096 * MIB, 2 * MIB, 2 * MIB, 4 * MIB, 0);
         assert_eq!(
             tail,
             vec![(4094 * MIB, 4096 * MIB), (4092 * MIB, 4094 * MIB)]
@@ -118,7 +128,7 @@ mod tests {
         let size = 7 * MIB;
         let head = head_steps(size, 2 * MIB);
         assert_eq!(head, vec![(0, size / 32)]);
-        let tail = tail_steps(size, size / 32, 256 * 1024, 4 * MIB);
+        let tail = tail_steps(size, size / 32, 256 * 1024, 4 * MIB, 0);
         assert_eq!(
             tail.first(),
             Some(&(size - 256 * 1024, size)),
@@ -132,11 +142,44 @@ mod tests {
     }
 
     #[test]
+    fn tail_steps_follow_piece_boundaries() {
+        // 7,082,227 bytes in 2 MiB pieces: the last piece is 790,771 bytes, fetched alone.
+        let size = 7_082_227;
+        let tail = tail_steps(size, size / 32, 2 * MIB, 4 * MIB, 0);
+        assert_eq!(tail, vec![(6 * MIB, size), (size - size / 8, 6 * MIB)]);
+        // The same file 1.5 MiB into a torrent: boundaries move with it.
+        let tail = tail_steps(size, size / 32, 2 * MIB, 4 * MIB, 3 * MIB / 2);
+        let boundary = 8 * MIB - 3 * MIB / 2;
+        assert_eq!(tail, vec![(boundary, size), (size - size / 8, boundary)]);
+        // A file that starts inside its first piece, in 16 KiB pieces.
+        let tail = tail_steps(1_000_000, 0, 16 * 1024, 4 * MIB, 200_000);
+        assert_eq!(
+            tail[0],
+            (930_496, 1_000_000),
+            "64 KiB or more, from a boundary"
+        );
+        assert_eq!(tail[1], (930_496 - 16_384, 930_496));
+        assert_eq!(tail.last().unwrap().0, 1_000_000 - 125_000);
+    }
+
+    #[test]
+    fn a_tiny_last_piece_is_fetched_with_the_one_before() {
+        // 27 pieces of 256 KiB and one of 4,339 bytes: the index ends in the 27th.
+        let size = 27 * 256 * 1024 + 4339;
+        let tail = tail_steps(size, size / 32, 256 * 1024, 4 * MIB, 0);
+        assert_eq!(tail[0], (26 * 256 * 1024, size));
+        assert_eq!(tail[1], (25 * 256 * 1024, 26 * 256 * 1024));
+    }
+
+    #[test]
     fn tiny_and_empty_files_never_overlap_or_overflow() {
         assert_eq!(head_steps(0, 2 * MIB), Vec::new());
         assert_eq!(head_steps(10_000, 2 * MIB), vec![(0, 10_000)]);
-        assert_eq!(tail_steps(10_000, 10_000, 16 * 1024, 4 * MIB), Vec::new());
-        let tail = tail_steps(100_000, 64 * 1024, 16 * 1024, 4 * MIB);
+        assert_eq!(
+            tail_steps(10_000, 10_000, 16 * 1024, 4 * MIB, 0),
+            Vec::new()
+        );
+        let tail = tail_steps(100_000, 64 * 1024, 16 * 1024, 4 * MIB, 0);
         assert!(tail
             .iter()
             .all(|&(s, e)| s >= 64 * 1024 && e <= 100_000 && s < e));
