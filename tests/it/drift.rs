@@ -50,23 +50,8 @@ async fn long_movie(dir: &Path) -> PathBuf {
         .iter()
         .map(|t| format!("{t:.1}"))
         .collect();
-    let mut command = tokio::process::Command::new("ffmpeg");
+    let mut command = test_pattern(LENGTH, FPS);
     command
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size=96x54:rate={FPS}:duration={LENGTH}"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!(
-            "sine=frequency=440:sample_rate=48000:duration={LENGTH}"
-        ))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
         .args([
             "-x264-params",
             "keyint=300:min-keyint=20:scenecut=0:bframes=2",

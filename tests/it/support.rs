@@ -207,28 +207,33 @@ pub async fn until_ready(url: &str, tries: usize) -> (StatusCode, Vec<u8>, usize
     panic!("{url} still not ready after {tries} tries");
 }
 
+/// An ffmpeg command with a 96x54 test pattern at `fps` and a sine tone as inputs, both
+/// `seconds` long, video encoded as fast H.264; the caller adds keyframes, audio and output.
+pub fn test_pattern(
+    seconds: impl std::fmt::Display,
+    fps: impl std::fmt::Display,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("ffmpeg");
+    command
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size=96x54:rate={fps}:duration={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=48000:duration={seconds}"
+        ))
+        .args(["-c:v", "libx264", "-preset", "ultrafast"])
+        .args(["-pix_fmt", "yuv420p"]);
+    command
+}
+
 /// Encodes `seconds` of small H.264 (a keyframe every 2 s) with `audio` into `dir/name/name.ext`.
 pub async fn clip(dir: &Path, name: &str, ext: &str, seconds: u32, audio: &str) -> PathBuf {
     require_tool("ffmpeg", "ffmpeg");
     let folder = dir.join(name);
     std::fs::create_dir_all(&folder).unwrap();
-    let mut command = tokio::process::Command::new("ffmpeg");
+    let mut command = test_pattern(seconds, 10);
     command
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size=96x54:rate=10:duration={seconds}"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!(
-            "sine=frequency=440:sample_rate=48000:duration={seconds}"
-        ))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
         .args(["-g", "20", "-keyint_min", "20", "-sc_threshold", "0"])
         .args(["-threads", "2", "-c:a", audio, "-b:a", "64k", "-ac", "1"])
         .arg(folder.join(format!("{name}.{ext}")));
