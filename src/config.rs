@@ -68,6 +68,17 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// A connection must send a request's headers within this (idle keep-alive sockets and
+    /// slow clients alike), or it is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Connections open at once (the reserve comes on top); clamped to the descriptor limit.
+    pub max_connections: usize,
+    /// Connections from one client address (trusted proxies are exempt).
+    pub max_connections_per_ip: usize,
+    /// Extra connections for `/health`, `/ready`, `/metrics` and the API when every other
+    /// connection is busy.
+    pub connection_reserve: usize,
 }
 
 /// `[storage]`
@@ -216,6 +227,12 @@ impl Config {
         if self.engine.max_readers < 200 {
             return Err(invalid("engine.max_readers", "must be at least 200"));
         }
+        if self.server.max_connections == 0 || self.server.max_connections_per_ip == 0 {
+            return Err(invalid(
+                "server.max_connections",
+                "max_connections and max_connections_per_ip must be at least 1",
+            ));
+        }
         if self.engine.request_window == 0 {
             return Err(invalid("engine.request_window", "must be at least 1"));
         }
@@ -237,6 +254,7 @@ impl Config {
             ("engine.metadata_timeout", self.engine.metadata_timeout),
             ("engine.stall_timeout", self.engine.stall_timeout),
             ("auth.playback_ttl", self.auth.playback_ttl),
+            ("server.idle_timeout", self.server.idle_timeout),
         ] {
             if value.is_zero() {
                 return Err(invalid(key, "must be longer than 0s"));

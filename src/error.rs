@@ -31,6 +31,9 @@ pub enum ErrorCode {
     PlaylistNotReady,
     TranscoderUnavailable,
     StreamStalled,
+    InsufficientStorage,
+    /// Not in the API table: the server is at its connection bound (an addition, see README).
+    ServerBusy,
     /// Not in the API table: an unknown route (an addition, see README).
     NotFound,
     /// Not in the API table: a known route with the wrong method.
@@ -62,6 +65,8 @@ impl ErrorCode {
             PlaylistNotReady => "PLAYLIST_NOT_READY",
             TranscoderUnavailable => "TRANSCODER_UNAVAILABLE",
             StreamStalled => "STREAM_STALLED",
+            InsufficientStorage => "INSUFFICIENT_STORAGE",
+            ServerBusy => "SERVER_BUSY",
             NotFound => "NOT_FOUND",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Internal => "INTERNAL",
@@ -91,6 +96,8 @@ impl ErrorCode {
             PlaylistNotReady,
             TranscoderUnavailable,
             StreamStalled,
+            InsufficientStorage,
+            ServerBusy,
             NotFound,
             MethodNotAllowed,
             Internal,
@@ -113,7 +120,10 @@ impl ErrorCode {
             MetadataTimeout | StreamStalled => StatusCode::GATEWAY_TIMEOUT,
             RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            PlaylistNotReady | TranscoderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            PlaylistNotReady | TranscoderUnavailable | ServerBusy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

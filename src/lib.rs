@@ -143,19 +143,48 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         shutdown: shutdown.clone(),
     };
     let app = http::router(state.clone());
-    let signal = shutdown.clone();
-    let server = tokio::spawn(async move {
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { signal.cancelled().await })
-            .await
-    });
+    let connections = connections(&config, &state.limits);
+    let idle = config.server.idle_timeout;
+    let server = tokio::spawn(http::serve::serve(
+        listener,
+        app,
+        connections,
+        idle,
+        shutdown.clone(),
+    ));
     tracing::info!(%addr, "listening");
     Ok(Running {
         addr,
         state,
         server,
     })
+}
+
+/// The connection table, its bounds clamped to what the descriptor limit (raised to its hard
+/// limit first) leaves after the engine's share.
+fn connections(config: &Config, limits: &limits::Limits) -> Arc<http::admission::Connections> {
+    let server = &config.server;
+    let descriptors = limits::descriptors::raise_to_hard_limit();
+    let total = limits::descriptors::connection_budget(
+        descriptors,
+        server.max_connections,
+        server.connection_reserve,
+    );
+    if total < server.max_connections {
+        tracing::warn!(
+            descriptors,
+            configured = server.max_connections,
+            total,
+            "server.max_connections lowered to fit the file-descriptor limit"
+        );
+    }
+    let bounds = http::admission::Bounds {
+        total,
+        per_address: server.max_connections_per_ip,
+        reserve: server.connection_reserve,
+    };
+    let proxies = limits.proxies.clone();
+    http::admission::Connections::new(bounds, move |ip| proxies.trusts(ip))
 }
 
 async fn reconcile_after_resume(streams: Arc<Streams>) {

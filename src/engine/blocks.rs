@@ -33,12 +33,35 @@ impl BlockCache {
             moka::future::Cache::builder()
                 .max_capacity(bytes)
                 .weigher(|_, block: &Bytes| u32::try_from(block.len()).unwrap_or(u32::MAX))
+                .support_invalidation_closures()
                 .build()
         }))
     }
 
     pub fn enabled(&self) -> bool {
         self.0.is_some()
+    }
+
+    /// Drops every block of a torrent (its data is gone: released or evicted), so memory holds
+    /// nothing nobody can ask for again.
+    pub async fn forget(&self, info_hash: &str) {
+        let Some(cache) = &self.0 else { return };
+        let info_hash: Arc<str> = Arc::from(info_hash);
+        let matched = cache.invalidate_entries_if(move |key, _| key.info_hash == info_hash);
+        if matched.is_ok() {
+            cache.run_pending_tasks().await;
+        }
+    }
+
+    /// Bytes held now, and blocks (for metrics and the admin summary).
+    pub async fn usage(&self) -> (u64, u64) {
+        match &self.0 {
+            Some(cache) => {
+                cache.run_pending_tasks().await;
+                (cache.weighted_size(), cache.entry_count())
+            }
+            None => (0, 0),
+        }
     }
 
     /// The block under `key`, from memory or from `load` (whose result is kept only if it

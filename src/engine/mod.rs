@@ -298,9 +298,20 @@ impl Engine {
             .storage
             .delete_data_on_release
             .then(|| self.download_folder(&meta.info_hash));
-        self.torrents
+        let gone = self
+            .torrents
             .release(&self.session, meta, file, delete)
-            .await
+            .await?;
+        if gone {
+            // Nobody can read this torrent's blocks again until it is added anew.
+            self.blocks.forget(&meta.info_hash).await;
+        }
+        Ok(())
+    }
+
+    /// Bytes and blocks held by the read cache.
+    pub async fn read_cache_usage(&self) -> (u64, u64) {
+        self.blocks.usage().await
     }
 
     fn download_folder(&self, info_hash: &str) -> PathBuf {

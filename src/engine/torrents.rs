@@ -84,31 +84,33 @@ impl Torrents {
 
     /// Drops a reference; the last one removes the torrent from the session and, when
     /// `delete_folder` is given, its download folder (under the lock, so a concurrent re-add
-    /// never loses its files).
+    /// never loses its files). Says whether the torrent left the session.
     pub async fn release(
         &self,
         session: &Arc<Session>,
         meta: &TorrentMeta,
         file: usize,
         delete_folder: Option<PathBuf>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let mut entries = self.entries.lock().await;
         let Some(entry) = entries.get_mut(&meta.info_hash) else {
-            return Ok(());
+            return Ok(false);
         };
         match entry.users.get_mut(&file) {
             Some(count) if *count > 1 => {
                 *count -= 1;
-                return Ok(());
+                return Ok(false);
             }
             Some(_) => {
                 entry.users.remove(&file);
             }
-            None => return Ok(()),
+            None => return Ok(false),
         }
         if !entry.users.is_empty() {
             let selection = selection(meta, entry.users.keys());
-            return set_selection(session, &entry.handle, &selection).await;
+            return set_selection(session, &entry.handle, &selection)
+                .await
+                .map(|()| false);
         }
         let entry = entries.remove(&meta.info_hash).expect("entry present");
         entry.cancel.cancel();
@@ -122,7 +124,7 @@ impl Torrents {
                 tracing::warn!(error = %err, "cannot remove a released torrent's folder");
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Info-hashes currently held.

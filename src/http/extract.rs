@@ -56,15 +56,22 @@ pub fn limited(wait: Wait) -> AppError {
         .retry_after(wait.retry_after_secs())
 }
 
-/// Counts a refused credential from `ip` against the IP's failure budget (an expired but
-/// genuine token is not a guess). Past the budget, the answer is 429, not 401.
+/// The brute-force block, applied to a credential that failed to verify: an address past its
+/// failure budget gets a cheap 429 (nothing logged, nothing looked up); otherwise the failure
+/// is counted (an expired but genuine token is not a guess) and the one that crosses the
+/// budget answers 429 too. A credential that verifies never comes here, so a stale client
+/// behind a shared address never locks out the others there.
 pub fn count_refusal(state: &AppState, ip: IpAddr, err: &AuthError) -> Option<AppError> {
     if !matches!(err, AuthError::Invalid | AuthError::Refused(_)) {
         return None;
     }
+    let rate = &state.limits.rate;
+    if let Some(wait) = rate.blocked(ip) {
+        return Some(limited(wait));
+    }
     tracing::info!(%ip, reason = %err, "authentication failed");
-    let wait = state.limits.rate.auth_failed(ip)?;
-    tracing::warn!(%ip, "too many failed authentications; blocking the address");
+    let wait = rate.auth_failed(ip)?;
+    tracing::warn!(%ip, "too many failed authentications; refusing this address's failing credentials");
     Some(limited(wait))
 }
 
@@ -78,9 +85,6 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
         let rate = &state.limits.rate;
-        if let Some(wait) = rate.blocked(ip) {
-            return Err(limited(wait));
-        }
         let token = match bearer(parts) {
             Ok(token) => token,
             Err(AuthError::Missing) => {

@@ -231,6 +231,10 @@ async fn session(
                 Timeline::Event
             }
         };
+        let transcoded = decided
+            .video
+            .as_ref()
+            .filter(|v| v.action == crate::media::plan::Action::H264);
         let template = JobTemplate {
             ffmpeg: state.media.config.ffmpeg_path.clone(),
             ffprobe: state.media.config.ffprobe_path.clone(),
@@ -240,12 +244,12 @@ async fn session(
                 url_file_name(&entry.path)
             ),
             header: format!("{INTERNAL_HEADER}: {}\r\n", state.media.internal_key()),
-            transcodes: decided
-                .video
-                .as_ref()
-                .filter(|v| v.action == crate::media::plan::Action::H264)
-                .map(|_| state.media.transcodes.clone()),
-            plan: decided,
+            transcodes: transcoded.map(|_| state.media.transcodes.clone()),
+            tolerance: crate::media::hls::session::tolerance(transcoded.and_then(|video| {
+                let track = probed.tracks.iter().find(|t| t.index == video.index)?;
+                track.frame_rate
+            })),
+            plan: decided.clone(),
         };
         let dir = state
             .config

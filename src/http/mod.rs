@@ -3,6 +3,7 @@
 //! security headers).
 
 pub mod admin;
+pub mod admission;
 pub mod api;
 pub mod body;
 pub mod errors;
@@ -13,6 +14,7 @@ pub mod media;
 pub mod playback;
 pub mod range;
 pub mod security;
+pub mod serve;
 pub mod subtitles;
 
 use std::sync::Arc;

@@ -31,9 +31,6 @@ pub async fn playback(
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let rate = &state.limits.rate;
-    if let Some(wait) = rate.blocked(ip) {
-        return Err(limited(wait));
-    }
     let (record, meta, file) = match state.streams.for_playback(&token).await {
         Ok(found) => found,
         Err(PlaybackError::Auth(err)) => {

@@ -1,8 +1,10 @@
 //! Limits that keep one user (or one address) from taking the server from the others:
 //! request rates ([`rate`]), per-user egress bandwidth ([`egress`]), and who the client is
-//! behind a reverse proxy ([`client_ip`]). Stream quotas live with the streams registry.
+//! behind a reverse proxy ([`client_ip`]), and the process's file-descriptor budget
+//! ([`descriptors`]). Stream quotas live with the streams registry.
 
 pub mod client_ip;
+pub mod descriptors;
 pub mod egress;
 pub mod rate;
 

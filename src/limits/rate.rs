@@ -1,6 +1,8 @@
 //! Request rate limits: governor (GCRA) limiters keyed by user, playback URL or client IP,
 //! each built from `[limits]` (0 turns one off), plus the brute-force block: an IP past its
-//! failed-authentication budget has every credential refused until the wait is over.
+//! failed-authentication budget has its *failing* credentials answered 429 without further
+//! work until the wait is over. It is a cost bound, not a lock: credentials that verify are
+//! never refused by it (the HTTP extractors consult it only after a verification failed).
 
 use std::{hash::Hash, net::IpAddr, num::NonZeroU32, time::Duration};
 

@@ -39,7 +39,37 @@ pub struct JobSpec {
     /// A keyframe time (seconds) from the index; the job starts there.
     pub start: f64,
     pub plan: Plan,
+    /// Where a transcoded video must have keyframes (ignored when video is copied).
+    pub cuts: Cuts,
     pub dir: PathBuf,
+}
+
+/// Where an encoder places keyframes, so a fragment starts at every segment's start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cuts {
+    /// The playlist's segment start times (a VOD timeline from the keyframe index).
+    At(Vec<f64>),
+    /// Every this many seconds (an event timeline, cut at the GOPs written).
+    Every(f64),
+}
+
+impl Cuts {
+    /// The value of ffmpeg's `-force_key_frames` for a job starting at `start`: the cut
+    /// times from `start` on (a job never needs earlier ones), or an expression.
+    fn force_key_frames(&self, start: f64) -> String {
+        match self {
+            Cuts::At(times) => {
+                let from = times.partition_point(|t| *t < start - 0.0005);
+                let mut listed: Vec<String> =
+                    times[from..].iter().map(|t| format!("{t:.3}")).collect();
+                if listed.is_empty() {
+                    listed.push(format!("{start:.3}"));
+                }
+                listed.join(",")
+            }
+            Cuts::Every(seconds) => format!("expr:gte(t,n_forced*{seconds})"),
+        }
+    }
 }
 
 /// A GOP fragment written by a job.
@@ -256,12 +286,21 @@ fn arguments(spec: &JobSpec) -> Vec<String> {
     if let Some(video) = &spec.plan.video {
         args.extend(["-map".into(), format!("0:{}", video.index)]);
         match video.action {
-            Action::H264 => args.extend(
-                [
-                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-pix_fmt", "yuv420p",
-                ]
-                .map(str::to_owned),
-            ),
+            Action::H264 => {
+                args.extend(
+                    [
+                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-pix_fmt",
+                        "yuv420p",
+                    ]
+                    .map(str::to_owned),
+                );
+                // x264 places its own keyframes (about every 10 s): a segment would have no
+                // fragment starting inside it. Force one at every cut the playlist promises.
+                args.extend([
+                    "-force_key_frames".into(),
+                    spec.cuts.force_key_frames(spec.start),
+                ]);
+            }
             // Safari and MSE want HEVC in fMP4 tagged `hvc1`.
             _ if video.codec == "hevc" => {
                 args.extend(["-c:v", "copy", "-tag:v", "hvc1"].map(str::to_owned))
@@ -366,6 +405,7 @@ mod tests {
                 audio: Some(track(1, "ac3", Action::Aac)),
                 reasons: vec![],
             },
+            cuts: Cuts::Every(6.0),
             dir: dir.path().join("job"),
         };
         let job = Job::spawn(&spec).expect("ffmpeg starts (apt-get install -y ffmpeg)");
@@ -400,6 +440,25 @@ mod tests {
             );
         }
         assert!((starts[whole - 1] - 18.005).abs() < 0.01, "{starts:?}");
+    }
+
+    #[test]
+    fn forced_keyframes_are_the_cuts_from_the_jobs_start_on() {
+        let cuts = Cuts::At(vec![0.0, 6.005, 12.011, 18.0]);
+        let cases = [
+            (0.0, "0.000,6.005,12.011,18.000"),
+            (6.005, "6.005,12.011,18.000"),
+            (6.0049, "6.005,12.011,18.000"),
+            (12.5, "18.000"),
+            (30.0, "30.000"),
+        ];
+        for (start, want) in cases {
+            assert_eq!(cuts.force_key_frames(start), want, "from {start}");
+        }
+        assert_eq!(
+            Cuts::Every(6.0).force_key_frames(12.0),
+            "expr:gte(t,n_forced*6)"
+        );
     }
 
     #[test]

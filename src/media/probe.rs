@@ -43,6 +43,9 @@ pub struct Track {
     pub height: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<u32>,
+    /// Video frames per second (the average, else the base rate), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,6 +90,8 @@ struct RawStream {
     width: Option<u32>,
     height: Option<u32>,
     channels: Option<u32>,
+    avg_frame_rate: Option<String>,
+    r_frame_rate: Option<String>,
     #[serde(default)]
     disposition: std::collections::HashMap<String, i64>,
     #[serde(default)]
@@ -142,6 +147,14 @@ fn container(format_name: &str, file_name: &str) -> Container {
     }
 }
 
+/// A rate as ffprobe writes it (`24000/1001`, `25/1`; `0/0` when unknown).
+fn rate(text: &str) -> Option<f64> {
+    let (num, den) = text.split_once('/').unwrap_or((text, "1"));
+    let (num, den): (f64, f64) = (num.parse().ok()?, den.parse().ok()?);
+    let rate = num / den;
+    (rate.is_finite() && rate > 0.0).then_some(rate)
+}
+
 fn track(raw: RawStream) -> Track {
     let kind = match raw.codec_type.as_deref() {
         Some("video") => Kind::Video,
@@ -173,8 +186,36 @@ fn track(raw: RawStream) -> Track {
         width: raw.width,
         height: raw.height,
         channels: raw.channels,
+        frame_rate: (kind == Kind::Video)
+            .then(|| {
+                [&raw.avg_frame_rate, &raw.r_frame_rate]
+                    .into_iter()
+                    .find_map(|r| rate(r.as_deref()?))
+            })
+            .flatten(),
         language: tag_value("language"),
         title: tag_value("title"),
         default: raw.disposition.get("default") == Some(&1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_read_as_ffprobe_writes_them() {
+        let cases = [
+            ("24000/1001", Some(23.976)),
+            ("25/1", Some(25.0)),
+            ("30", Some(30.0)),
+            ("0/0", None),
+            ("1/0", None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            let got = rate(text).map(|r| (r * 1000.0).round() / 1000.0);
+            assert_eq!(got, want, "{text:?}");
+        }
     }
 }

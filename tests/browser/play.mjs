@@ -1,5 +1,6 @@
 // Plays a Magnetar HLS master playlist in Debian's Chromium with hls.js, then seeks to a far
-// segment and plays on: `node tests/browser/play.mjs MASTER_URL [SEEK_TO [PLAY_FOR]]` (seconds).
+// segment and plays on: `node tests/browser/play.mjs MASTER_URL [SEEK_TO [PLAY_FOR [START_MS]]]`
+// (seconds; START_MS bounds the first phase, start plus PLAY_FOR, default 30 s).
 //
 // Serves player.html on another origin and drives Chromium (both through chromium.mjs), then
 // prints one line `MAGNETAR_BROWSER_RESULT {json}` with what the browser decoded, hls.js's errors
@@ -11,10 +12,10 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { runPage, withTimeout } from "./chromium.mjs";
 
-// The whole run, a backstop under the Rust test's own bound (120 s).
-const OVERALL_MS = 100_000;
 // Set to a folder to keep every body Magnetar answered, numbered in arrival order.
 const DUMP = process.env.MAGNETAR_BROWSER_DUMP;
+// Set to a .png path to keep a screenshot of the page after the seek (what a person sees).
+const SCREENSHOT = process.env.MAGNETAR_BROWSER_SCREENSHOT;
 
 // What the page does (player.html): play until PLAY_FOR seconds have passed with frames and
 // audio decoded, seek to SEEK_TO (a segment not buffered yet: hls.js is told to keep only a
@@ -22,10 +23,13 @@ const DUMP = process.env.MAGNETAR_BROWSER_DUMP;
 const OPTIONS = {
   seekTo: Number(process.argv[3] ?? 15),
   playFor: Number(process.argv[4] ?? 0.5),
-  startMs: 30_000,
-  seekMs: 20_000,
+  startMs: Number(process.argv[5] ?? 30_000),
+  seekMs: 20_000 + 1000 * Number(process.argv[4] ?? 0.5),
   hls: { maxBufferLength: 3, maxMaxBufferLength: 6, maxBufferSize: 1_000_000, backBufferLength: 0 },
+  keepFrame: Boolean(SCREENSHOT),
 };
+// The whole run, a backstop under the Rust test's own bound (120 s plus twice PLAY_FOR).
+const OVERALL_MS = OPTIONS.startMs + 2 * OPTIONS.seekMs + 30_000;
 
 /** A request's path with the playback token left out. */
 const redact = (url) => new URL(url).pathname.replace(/^\/s\/[^/]+\//, "/s/…/");
@@ -53,6 +57,7 @@ async function play(master, browser, pageUrl, out) {
     budget,
     "playAndSeek",
   );
+  if (SCREENSHOT) await withTimeout(page.screenshot({ path: SCREENSHOT }), 10_000, "screenshot");
 }
 
 async function main() {

@@ -15,7 +15,7 @@ const SEEK_TO: f64 = 15.0;
 const PLAY_FOR: f64 = 0.5;
 
 /// Fails (never skips) when Chromium, node or the npm packages are missing.
-fn require_browser() -> (PathBuf, PathBuf) {
+pub(crate) fn require_browser() -> (PathBuf, PathBuf) {
     let node = require_tool("node", "nodejs npm");
     assert!(
         Path::new("/usr/bin/chromium").is_file(),
@@ -34,13 +34,42 @@ fn require_browser() -> (PathBuf, PathBuf) {
 
 /// Runs the driver on `master`; returns its result JSON and its whole log.
 async fn play_in_chromium(node: &Path, script: &Path, master: &str) -> (Value, String) {
+    play_and_seek(node, script, master, SEEK_TO, PLAY_FOR).await
+}
+
+/// Runs the driver on `master`: play `play_for` seconds, seek to `seek_to`, play `play_for`
+/// more; returns its result JSON and its whole log.
+pub(crate) async fn play_and_seek(
+    node: &Path,
+    script: &Path,
+    master: &str,
+    seek_to: f64,
+    play_for: f64,
+) -> (Value, String) {
+    play_and_seek_with(node, script, master, seek_to, play_for, None).await
+}
+
+/// [`play_and_seek`], keeping a screenshot of the page after the seek at `screenshot`.
+pub(crate) async fn play_and_seek_with(
+    node: &Path,
+    script: &Path,
+    master: &str,
+    seek_to: f64,
+    play_for: f64,
+    screenshot: Option<&Path>,
+) -> (Value, String) {
     let mut command = tokio::process::Command::new(node);
+    if let Some(path) = screenshot {
+        command.env("MAGNETAR_BROWSER_SCREENSHOT", path);
+    }
+    let start_ms = 30_000.0 + play_for * 1000.0;
     command
         .arg(script)
         .arg(master)
-        .arg(SEEK_TO.to_string())
-        .arg(PLAY_FOR.to_string());
-    let (status, log) = run_tool(command, 120).await;
+        .arg(seek_to.to_string())
+        .arg(play_for.to_string())
+        .arg(start_ms.to_string());
+    let (status, log) = run_tool(command, 120 + 2 * play_for as u64).await;
     let result = log
         .lines()
         .find_map(|l| l.strip_prefix("MAGNETAR_BROWSER_RESULT "))
@@ -52,7 +81,7 @@ async fn play_in_chromium(node: &Path, script: &Path, master: &str) -> (Value, S
 
 /// Seeds `folder`, starts a server (CORS open: the page is served from another origin, as a web
 /// player's would be) and returns the stream's master playlist URL for browsers.
-async fn serve_for_browser(
+pub(crate) async fn serve_for_browser(
     folder: &Path,
     root: &Path,
 ) -> (magnetar::seeder::Seeder, TestServer, String) {
@@ -88,6 +117,11 @@ async fn chromium_plays_the_hls_remux_with_hls_js_and_seeks_to_a_far_segment() {
 
 /// No fatal hls.js error; frames and audio decoded from the start and again after the seek.
 fn assert_played_and_seeked(r: &Value, log: &str) {
+    assert_played(r, log, SEEK_TO, PLAY_FOR);
+}
+
+/// [`assert_played_and_seeked`] for a page told to seek to `seek_to` and play `play_for`.
+pub(crate) fn assert_played(r: &Value, log: &str, seek_to: f64, play_for: f64) {
     let n = |key: &str| r[key].as_f64().unwrap_or(0.0);
     assert!(
         !r["errors"]
@@ -101,10 +135,10 @@ fn assert_played_and_seeked(r: &Value, log: &str) {
     assert!(n("width") > 0.0, "a picture:\n{log}");
     assert!(n("frames_before") > 0.0, "decoded video frames:\n{log}");
     assert!(n("audio_bytes_before") > 0.0, "decoded audio:\n{log}");
-    assert!(n("time_before") >= PLAY_FOR, "the clock ran:\n{log}");
+    assert!(n("time_before") >= play_for, "the clock ran:\n{log}");
     // From the seek: playing on, with more frames and more audio decoded.
     assert!(
-        n("time_after_seek") >= SEEK_TO + PLAY_FOR,
+        n("time_after_seek") >= seek_to + play_for,
         "played on from the seek:\n{log}"
     );
     assert!(

@@ -65,7 +65,7 @@ async fn long_movie(dir: &Path) -> PathBuf {
 }
 
 /// Waits until the stream's file is fully downloaded, so ffmpeg never waits for pieces.
-async fn wait_complete(server: &TestServer, id: &str) {
+pub(crate) async fn wait_complete(server: &TestServer, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, stream) = server
@@ -81,7 +81,7 @@ async fn wait_complete(server: &TestServer, id: &str) {
 }
 
 /// A media playlist's segments: (URI, start, EXTINF), starts summed from 0.
-fn segments_of(playlist: &str) -> Vec<(String, f64, f64)> {
+pub(crate) fn segments_of(playlist: &str) -> Vec<(String, f64, f64)> {
     let (mut start, mut extinf, mut out) = (0.0, None, Vec::new());
     for line in playlist.lines() {
         if let Some(value) = line.strip_prefix("#EXTINF:") {
@@ -97,7 +97,7 @@ fn segments_of(playlist: &str) -> Vec<(String, f64, f64)> {
 
 /// GETs a URL, retrying `503 PLAYLIST_NOT_READY` as its `Retry-After` says; panics on
 /// anything else or when still not ready after [`TRIES`].
-async fn get_ready(url: &str) -> Vec<u8> {
+pub(crate) async fn get_ready(url: &str) -> Vec<u8> {
     for _ in 0..TRIES {
         let (status, headers, body) = fetch(url, None).await;
         let text = String::from_utf8_lossy(&body);
@@ -136,30 +136,35 @@ fn fragment_numbers(bytes: &[u8]) -> Vec<u32> {
 
 /// One served segment, measured.
 #[derive(Debug)]
-struct Served {
-    n: usize,
-    start: f64,
-    extinf: f64,
+pub(crate) struct Served {
+    pub n: usize,
+    pub start: f64,
+    pub extinf: f64,
     /// Earliest and latest video presentation times (ffprobe on init + segment).
-    first: f64,
-    last: f64,
+    pub first: f64,
+    pub last: f64,
     /// The `mfhd` numbers of its fragments.
-    fragments: Vec<u32>,
+    pub fragments: Vec<u32>,
 }
 
 impl Served {
-    fn drift(&self) -> f64 {
+    pub fn drift(&self) -> f64 {
         self.first - self.start
     }
 
     /// Video span minus what the EXTINF promises (its length less the last frame's).
-    fn span_error(&self) -> f64 {
+    pub fn span_error(&self) -> f64 {
         (self.last - self.first) - (self.extinf - 1.0 / FPS)
     }
 }
 
 /// Measures segment `n` (served as `bytes`) with ffprobe on init + segment.
-async fn measure(init: &[u8], plan: &[(String, f64, f64)], n: usize, bytes: &[u8]) -> Served {
+pub(crate) async fn measure(
+    init: &[u8],
+    plan: &[(String, f64, f64)],
+    n: usize,
+    bytes: &[u8],
+) -> Served {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), [init, bytes].concat()).unwrap();
     let mut command = tokio::process::Command::new("ffprobe");

@@ -101,7 +101,7 @@ fn written(data: &Path) -> f64 {
 }
 
 /// Waits (bounded) until the session's ffmpeg is stopped (`true`) or running (`false`).
-async fn until_stopped(marker: &str, stopped: bool) {
+pub(crate) async fn until_stopped(marker: &str, stopped: bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let pids = ffmpeg_pids(marker);
@@ -182,7 +182,7 @@ async fn a_job_far_ahead_of_the_player_is_paused_and_resumes_when_it_catches_up(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ffmpeg_that_keeps_crashing_is_restarted_three_times_then_reported() {
+async fn an_ffmpeg_that_keeps_crashing_is_restarted_three_times_then_reported_at_no_cost() {
     use std::os::unix::fs::PermissionsExt;
     let ffmpeg = require_tool("ffmpeg", "ffmpeg");
     let root = tempfile::tempdir().unwrap();
@@ -210,5 +210,19 @@ async fn an_ffmpeg_that_keeps_crashing_is_restarted_three_times_then_reported() 
     assert_error(status, &body, 503, "TRANSCODER_UNAVAILABLE");
     let jobs = std::fs::read_to_string(&launches).unwrap_or_default();
     assert_eq!(jobs.lines().count(), 4, "the first job and 3 restarts");
+    // A player retrying (other segments, the init, the playlist) costs no more ffmpeg runs
+    // while the session cools down.
+    let base = server.playback_base(&stream);
+    for path in ["1.m4s", "2.m4s", "0.m4s", "init.mp4", "5.m4s", "1.m4s"] {
+        let url = format!("{base}/hls/browser/{path}");
+        let (status, body) = json_of(client().get(&url).send().await.unwrap()).await;
+        assert_error(status, &body, 503, "TRANSCODER_UNAVAILABLE");
+    }
+    let jobs = std::fs::read_to_string(&launches).unwrap_or_default();
+    assert_eq!(
+        jobs.lines().count(),
+        4,
+        "a failed session stops costing CPU"
+    );
     server.stop().await;
 }

@@ -174,24 +174,9 @@ async fn each_rate_limit_answers_429_then_lets_the_caller_back_after_retry_after
     };
     let (passed, _, retry) = until_limited(100, forged).await;
     assert_eq!(passed, 60);
+    // The block answers failing credentials only: a valid token and a valid playback URL
+    // from the same address pass, a forged playback URL gets the cheap 429.
     let valid = server.token("alice");
-    let (status, body) = json_of(
-        client()
-            .get(server.url("/api/v1/streams"))
-            .bearer_auth(&valid)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_error(status, &body, 429, "RATE_LIMITED");
-    let url = server.direct(&stream_c);
-    assert_eq!(
-        status_of(client().get(&url)).await,
-        StatusCode::TOO_MANY_REQUESTS,
-        "a blocked address cannot play either"
-    );
-    tokio::time::sleep(Duration::from_secs(retry)).await;
     assert_eq!(
         status_of(
             client()
@@ -199,11 +184,26 @@ async fn each_rate_limit_answers_429_then_lets_the_caller_back_after_retry_after
                 .bearer_auth(&valid)
         )
         .await,
-        StatusCode::OK
+        StatusCode::OK,
+        "a token that verifies is never refused by the block"
     );
+    let url = server.direct(&stream_c);
     let (status, _, body) = fetch(&url, Some("bytes=0-9")).await;
-    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        status,
+        StatusCode::PARTIAL_CONTENT,
+        "a valid playback URL plays"
+    );
     assert_eq!(body.len(), 10);
+    let tampered = url.replacen("/s/", "/s/x", 1);
+    assert_eq!(
+        status_of(client().get(&tampered)).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a failing playback URL from a blocked address"
+    );
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let (status, body) = json_of(forged().send().await.unwrap()).await;
+    assert_error(status, &body, 401, "AUTH_FAILED");
     server.stop().await;
 }
 

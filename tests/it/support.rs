@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 pub struct TestServer {
     pub base: String,
     pub config: Config,
+    /// The app's handles, for what only the inside can see (cache and disk figures).
+    pub state: magnetar::http::AppState,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -47,10 +49,12 @@ impl TestServer {
             .await
             .expect("server starts");
         let base = format!("http://{}", running.addr);
+        let state = running.state.clone();
         let task = tokio::spawn(running.wait());
         Self {
             base,
             config,
+            state,
             shutdown,
             task,
         }
@@ -107,6 +111,22 @@ impl TestServer {
             .await
             .unwrap();
         json_of(response).await
+    }
+
+    /// Polls the stream until `state` is `want` (at most `secs` seconds); returns its JSON.
+    pub async fn wait_state(&self, user: &str, id: &str, want: &str, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (_, stream) = self.get_api(user, &format!("/api/v1/streams/{id}")).await;
+            if stream["state"] == want {
+                return stream;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stream never reached {want}: {stream}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Creates a stream from a magnet and returns its JSON (asserting 201).

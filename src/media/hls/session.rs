@@ -16,7 +16,7 @@ use std::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::super::{
-    job::{Fragment, Job, JobSpec},
+    job::{Cuts, Fragment, Job, JobSpec},
     plan::Plan,
     segments::{grown, media_playlist, Listing, Segment, TARGET},
 };
@@ -31,10 +31,26 @@ pub const MAX_RESTARTS: usize = 3;
 /// it goes on once the player is within [`RESUME_AHEAD`] again. hls.js buffers 30 s ahead.
 pub const PAUSE_AHEAD: f64 = 120.0;
 pub const RESUME_AHEAD: f64 = 60.0;
+/// After [`MAX_RESTARTS`] failures in a row a session starts nothing for this long (doubling
+/// each time it fails again, up to [`MAX_COOLDOWN`]): players retrying a broken transcode
+/// get `503 TRANSCODER_UNAVAILABLE` at no CPU cost.
+pub const COOLDOWN: Duration = Duration::from_secs(30);
+pub const MAX_COOLDOWN: Duration = Duration::from_secs(600);
 /// A job "reaches" a segment starting this far past what it has written.
 const REACH: f64 = 30.0;
 /// Times closer than this are equal (container timestamps are ms-rounded).
 const EPSILON: f64 = 0.02;
+
+/// How far a fragment's start may be from a cut and still be at it: [`EPSILON`] when video is
+/// copied (source timestamps are kept); half a frame more when it is transcoded at `fps`
+/// (the encoder puts frames on its 1/fps grid, so a source starting off that grid — audio
+/// priming often shifts video by ~20 ms — comes out up to half a frame earlier or later).
+pub fn tolerance(transcoded_fps: Option<f64>) -> f64 {
+    match transcoded_fps.filter(|fps| *fps > 0.0) {
+        Some(fps) => EPSILON.max(0.5 / fps + 0.005),
+        None => EPSILON,
+    }
+}
 
 /// How the session's segments are known.
 pub enum Timeline {
@@ -64,6 +80,8 @@ pub struct JobTemplate {
     /// The server's video-transcode slots (`media.max_transcodes`), when this plan
     /// transcodes video; a running (not paused) job holds one.
     pub transcodes: Option<Arc<Semaphore>>,
+    /// How far a fragment may start from a cut and be at it ([`tolerance`]).
+    pub tolerance: f64,
 }
 
 struct Slot {
@@ -86,6 +104,24 @@ pub struct HlsSession {
     /// Event timeline: the most segments ever listed (a restarted job lists fewer for a while).
     listed: AtomicUsize,
     used: Mutex<Instant>,
+    /// Set once restarts are spent: nothing starts until the cool-down is over.
+    failed: Mutex<Option<Failed>>,
+    /// How many times the session has failed (the cool-down doubles each time).
+    failures: AtomicUsize,
+}
+
+/// A session that failed past its restarts.
+struct Failed {
+    error: String,
+    until: Instant,
+}
+
+/// How long a session that has failed `times` times (1 = the first) starts nothing.
+pub fn cooldown(times: usize) -> Duration {
+    let doublings = u32::try_from(times.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(16);
+    COOLDOWN.saturating_mul(1 << doublings).min(MAX_COOLDOWN)
 }
 
 impl HlsSession {
@@ -100,6 +136,23 @@ impl HlsSession {
             restarts: Default::default(),
             listed: Default::default(),
             used: Mutex::new(Instant::now()),
+            failed: Mutex::new(None),
+            failures: Default::default(),
+        }
+    }
+
+    /// The error of a session cooling down after failing past its restarts; once the cool-down
+    /// is over, the session may try again (restarts counted from zero).
+    fn cooling_down(&self) -> Result<(), String> {
+        let mut failed = self.failed.lock().expect("failed lock");
+        match failed.as_ref() {
+            Some(f) if Instant::now() < f.until => Err(f.error.clone()),
+            Some(_) => {
+                *failed = None;
+                self.restarts.store(0, Ordering::SeqCst);
+                Ok(())
+            }
+            None => Ok(()),
         }
     }
 
@@ -136,6 +189,7 @@ impl HlsSession {
         match &self.timeline {
             Timeline::Vod(segments) => Ok(Some(media_playlist(segments, Listing::Vod, uri))),
             Timeline::Event => {
+                self.cooling_down()?;
                 let mut jobs = self.jobs.lock().expect("jobs lock");
                 let (segments, done) = self.event_segments(&mut jobs)?;
                 if segments.is_empty() && !done {
@@ -150,6 +204,7 @@ impl HlsSession {
     /// Segment `n`'s state; starts (or restarts) a job when none will write it. Errors are
     /// ffmpeg failures (spawn, or crashes past [`MAX_RESTARTS`]).
     pub fn segment(&self, n: usize) -> Result<SegmentState, String> {
+        self.cooling_down()?;
         let mut jobs = self.jobs.lock().expect("jobs lock");
         self.calibrate(&mut jobs);
         let state = match &self.timeline {
@@ -189,12 +244,17 @@ impl HlsSession {
             return Ok(SegmentState::Missing);
         };
         let last = n + 1 == segments.len();
-        if let Some(at) = jobs.iter().position(|slot| reaches(&slot.job, &segment)) {
+        if let Some(at) = jobs
+            .iter()
+            .position(|slot| reaches(&slot.job, &segment, self.template.tolerance))
+        {
             let slot = &mut jobs[at];
             (slot.used, slot.wanted) = (Instant::now(), segment.end);
             let finished = slot.job.finished();
             let fragments = slot.job.fragments();
-            if let Some(files) = complete(&fragments, &segment, last, finished.is_some()) {
+            let tolerance = self.template.tolerance;
+            if let Some(files) = complete(&fragments, &segment, last, finished.is_some(), tolerance)
+            {
                 self.restarts.store(0, Ordering::SeqCst);
                 return Ok(SegmentState::Ready(files));
             }
@@ -245,13 +305,15 @@ impl HlsSession {
         (slot.used, slot.wanted) = (Instant::now(), segment.end);
         let fragments = slot.job.fragments();
         let last = n + 1 == segments.len();
-        Ok(match complete(&fragments, segment, last, done) {
-            Some(files) => {
-                self.restarts.store(0, Ordering::SeqCst);
-                SegmentState::Ready(files)
-            }
-            None => SegmentState::Pending,
-        })
+        Ok(
+            match complete(&fragments, segment, last, done, self.template.tolerance) {
+                Some(files) => {
+                    self.restarts.store(0, Ordering::SeqCst);
+                    SegmentState::Ready(files)
+                }
+                None => SegmentState::Pending,
+            },
+        )
     }
 
     /// The event timeline's segments so far, and whether the job has ended. Keeps one job
@@ -309,6 +371,7 @@ impl HlsSession {
             header: Some(self.template.header.clone()),
             start,
             plan: self.template.plan.clone(),
+            cuts: self.cuts(),
             dir: self.dir.join(format!("job{number}")),
         };
         let job = Job::spawn(&spec).map_err(|e| format!("cannot start ffmpeg: {e}"))?;
@@ -321,12 +384,27 @@ impl HlsSession {
         Ok(())
     }
 
+    /// Where transcoded video needs keyframes: at every segment start of the playlist.
+    fn cuts(&self) -> Cuts {
+        match &self.timeline {
+            Timeline::Vod(segments) => Cuts::At(segments.iter().map(|s| s.start).collect()),
+            Timeline::Event => Cuts::Every(TARGET),
+        }
+    }
+
     /// Counts a job that ended before its work was done; past [`MAX_RESTARTS`] in a row, its
     /// error.
     fn count_restart(&self, error: String) -> Result<(), String> {
         let restarts = self.restarts.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::warn!(session = %self.id, %error, restarts, "ffmpeg job failed");
         if restarts > MAX_RESTARTS {
+            let times = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
+            let wait = cooldown(times);
+            tracing::warn!(session = %self.id, ?wait, "ffmpeg keeps failing: nothing starts until the cool-down is over");
+            *self.failed.lock().expect("failed lock") = Some(Failed {
+                error: error.clone(),
+                until: Instant::now() + wait,
+            });
             return Err(error);
         }
         Ok(())
@@ -368,7 +446,7 @@ impl Drop for HlsSession {
 
 /// Whether `job` has written, or will soon write, the start of `segment`. A job that failed
 /// counts as reaching what it should have written, so its failure is seen (and bounded).
-fn reaches(job: &Job, segment: &Segment) -> bool {
+fn reaches(job: &Job, segment: &Segment, tolerance: f64) -> bool {
     let fragments = job.fragments();
     // A job reaches the segment it was started for even when its first timestamp comes a
     // little after the keyframe (audio priming shifts `-start_at_zero`).
@@ -377,8 +455,9 @@ fn reaches(job: &Job, segment: &Segment) -> bool {
         .map_or(job.start, |f| f.start.min(job.start));
     let frontier = fragments.last().map_or(job.start, |f| f.start + f.duration);
     let succeeded = job.finished() == Some(None);
-    begin <= segment.start + EPSILON
-        && (segment.start < frontier - EPSILON || (!succeeded && segment.start <= frontier + REACH))
+    begin <= segment.start + tolerance
+        && (segment.start < frontier - tolerance
+            || (!succeeded && segment.start <= frontier + REACH))
 }
 
 /// The fragments of `segment` when all are written: the last one inside reaches its end (a
@@ -389,15 +468,16 @@ fn complete(
     segment: &Segment,
     last: bool,
     done: bool,
+    tolerance: f64,
 ) -> Option<Vec<PathBuf>> {
     let inside: Vec<&Fragment> = fragments
         .iter()
-        .filter(|f| f.start >= segment.start - EPSILON && f.start < segment.end - EPSILON)
+        .filter(|f| f.start >= segment.start - tolerance && f.start < segment.end - tolerance)
         .collect();
     let covered = inside
         .last()
-        .is_some_and(|f| f.start + f.duration >= segment.end - EPSILON);
-    let past_end = fragments.iter().any(|f| f.start >= segment.end - EPSILON);
+        .is_some_and(|f| f.start + f.duration >= segment.end - tolerance);
+    let past_end = fragments.iter().any(|f| f.start >= segment.end - tolerance);
     (!inside.is_empty() && (covered || past_end || (last && done)))
         .then(|| inside.iter().map(|f| f.path.clone()).collect())
 }
@@ -415,6 +495,31 @@ mod tests {
     }
 
     #[test]
+    fn a_transcode_is_at_a_cut_within_half_a_frame() {
+        let cases = [
+            (None, 0.02),
+            (Some(0.0), 0.02),
+            (Some(10.0), 0.055),
+            (Some(24000.0 / 1001.0), 0.025_854),
+            (Some(120.0), 0.02),
+        ];
+        for (fps, want) in cases {
+            assert!(
+                (tolerance(fps) - want).abs() < 1e-6,
+                "{fps:?}: {}",
+                tolerance(fps)
+            );
+        }
+    }
+
+    #[test]
+    fn the_cool_down_doubles_up_to_its_cap() {
+        let secs: Vec<u64> = (1..=7).map(|n| cooldown(n).as_secs()).collect();
+        assert_eq!(secs, [30, 60, 120, 240, 480, 600, 600]);
+        assert_eq!(cooldown(usize::MAX), MAX_COOLDOWN);
+    }
+
+    #[test]
     fn a_segment_is_its_fragments_once_they_reach_its_end() {
         let segment = Segment {
             index: 1,
@@ -423,18 +528,18 @@ mod tests {
         };
         let some: Vec<Fragment> = [0.0, 2.0, 4.0, 6.0, 8.0].map(fragment).to_vec();
         assert!(
-            complete(&some, &segment, false, false).is_none(),
+            complete(&some, &segment, false, false, EPSILON).is_none(),
             "10.0 not written yet"
         );
         let closed: Vec<Fragment> = [4.0, 6.0, 8.0, 10.0].map(fragment).to_vec();
-        let files = complete(&closed, &segment, false, false).unwrap();
+        let files = complete(&closed, &segment, false, false, EPSILON).unwrap();
         assert_eq!(
             files,
             ["g6", "g8", "g10"].map(PathBuf::from),
             "the GOP at 10.0 ends at 12.0: complete before the next one is listed"
         );
         let more: Vec<Fragment> = [4.0, 6.0, 8.0, 10.0, 12.0].map(fragment).to_vec();
-        let files = complete(&more, &segment, false, false).unwrap();
+        let files = complete(&more, &segment, false, false, EPSILON).unwrap();
         assert_eq!(files, ["g6", "g8", "g10"].map(PathBuf::from));
         // The file's last segment may end a little past its last GOP (audio runs longer).
         let last = Segment {
@@ -443,9 +548,9 @@ mod tests {
         };
         let tail: Vec<Fragment> = [6.0, 8.0, 10.0].map(fragment).to_vec();
         assert!(
-            complete(&tail, &last, true, true).is_some(),
+            complete(&tail, &last, true, true, EPSILON).is_some(),
             "the last segment ends with the job"
         );
-        assert!(complete(&tail, &last, true, false).is_none());
+        assert!(complete(&tail, &last, true, false, EPSILON).is_none());
     }
 }
