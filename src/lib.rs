@@ -117,8 +117,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let api_keys = Arc::new(api_keys(&config)?);
     let playback = Arc::new(playback_keys(&config)?);
     let engine = Arc::new(Engine::start(config.clone(), shutdown.child_token()).await?);
-    let streams = Streams::load(engine.clone(), playback, &config)?;
-    tokio::spawn(reconcile_after_resume(streams.clone()));
+    let streams = Streams::load(engine.clone(), playback, &config).await?;
     let limits = limits::Limits::new(&config)?;
     limits.spawn_housekeeping(shutdown.clone());
     let media = media::Media::new(&config.media);
@@ -187,11 +186,6 @@ fn connections(config: &Config, limits: &limits::Limits) -> Arc<http::admission:
     http::admission::Connections::new(bounds, move |ip| proxies.trusts(ip))
 }
 
-async fn reconcile_after_resume(streams: Arc<Streams>) {
-    streams.wait_settled().await;
-    streams.engine().reconcile().await;
-}
-
 impl Running {
     /// Serves until the shutdown token fires, drains, then stops the engine.
     pub async fn wait(self) -> anyhow::Result<()> {
@@ -202,7 +196,7 @@ impl Running {
             Ok(joined) => joined.context("server task")?.context("server")?,
             Err(_) => tracing::warn!("shutdown grace elapsed; dropping open connections"),
         }
-        state.streams.shutdown();
+        state.streams.shutdown().await;
         state.streams.engine().shutdown().await;
         Ok(())
     }

@@ -417,27 +417,11 @@ impl Engine {
         status::file_status(&self.api, self.handle(&meta.info_hash).as_ref(), meta, file)
     }
 
-    /// Removes torrents librqbit restored from its own state that no stream holds.
-    pub async fn reconcile(&self) {
-        let held = self.torrents.held().await;
-        let stale: Vec<_> = self.session.with_torrents(|torrents| {
-            torrents
-                .filter(|(_, t)| !held.contains(&t.info_hash().as_string()))
-                .map(|(id, _)| id)
-                .collect()
-        });
-        for id in stale {
-            let delete = self.config.storage.delete_data_on_release;
-            if let Err(err) = self.session.delete(TorrentIdOrHash::Id(id), delete).await {
-                tracing::warn!(error = %format!("{err:#}"), "cannot remove a stale torrent");
-            }
-        }
-    }
-
-    /// Stops the session.
+    /// Stops the session: torrents first (librqbit pauses each and lets its tasks end),
+    /// then the rest of the engine's tasks.
     pub async fn shutdown(&self) {
-        self.cancel.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.session.stop()).await;
+        self.cancel.cancel();
     }
 }
 

@@ -19,13 +19,28 @@ use crate::config::Config;
 pub const DOWNLOADS_DIR: &str = "downloads";
 pub const SESSION_DIR: &str = "session";
 
+/// librqbit's list of torrents to restore, inside [`SESSION_DIR`].
+const RESTORE_LIST: &str = "session.json";
+
 /// Starts the session. Downloads go to `data_dir/downloads/<info-hash>/`.
+///
+/// librqbit's own list of torrents to restore is emptied first: restored torrents lose their
+/// per-torrent options (rate limits, peers, trackers) and cannot be given them again, so every
+/// torrent is added by its streams instead, with all its options. Each torrent's saved piece
+/// state (`<info-hash>.bitv` in the same folder) is kept, so the re-add resumes without
+/// downloading or checking again what was there.
 pub async fn build_session(
     config: &Config,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Arc<Session>> {
     let engine = &config.engine;
     let data_dir = &config.storage.data_dir;
+    let restore_list = data_dir.join(SESSION_DIR).join(RESTORE_LIST);
+    match std::fs::remove_file(&restore_list) {
+        Ok(()) => tracing::debug!("librqbit's restore list emptied: streams re-add their torrents"),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => anyhow::bail!("cannot reset {}: {err}", restore_list.display()),
+    }
     let listen = config.peer_listen_addr()?.map(|addr| ListenerOptions {
         mode: ListenerMode::TcpOnly,
         listen_addr: addr,

@@ -3,11 +3,7 @@
 //! first use of a file reports it so the engine can pin its head and tail. The last release
 //! removes the torrent from the session. Pins themselves are `pins`'.
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
 use librqbit::{AddTorrent, AddTorrentOptions, AddTorrentResponse, Session};
 
@@ -125,11 +121,6 @@ impl Torrents {
             }
         }
         Ok(true)
-    }
-
-    /// Info-hashes currently held.
-    pub async fn held(&self) -> BTreeSet<String> {
-        self.entries.lock().await.keys().cloned().collect()
     }
 }
 

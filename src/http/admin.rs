@@ -27,7 +27,7 @@ pub struct AllStreams {
 /// `GET /api/v1/admin/streams`
 pub async fn list_streams(State(state): State<AppState>, Admin(actor): Admin) -> Json<AllStreams> {
     let mut streams = Vec::new();
-    for snapshot in state.streams.list_all() {
+    for snapshot in state.streams.list_all().await {
         streams.push(OwnedStream {
             user: snapshot.record.user.clone(),
             stream: view(&state, &snapshot).await,

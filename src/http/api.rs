@@ -49,7 +49,7 @@ pub struct StreamList {
 /// `GET /api/v1/streams`
 pub async fn list_streams(State(state): State<AppState>, caller: Caller) -> Json<StreamList> {
     let mut streams = Vec::new();
-    for snapshot in state.streams.list(&caller.user) {
+    for snapshot in state.streams.list(&caller.user).await {
         streams.push(view(&state, &snapshot).await);
     }
     Json(StreamList { streams })
@@ -61,7 +61,7 @@ pub async fn get_stream(
     caller: Caller,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<StreamView>, AppError> {
-    let snapshot = state.streams.get(&caller.user, &id)?;
+    let snapshot = state.streams.get(&caller.user, &id).await?;
     Ok(Json(view(&state, &snapshot).await))
 }
 
@@ -71,7 +71,7 @@ pub async fn refresh_stream(
     caller: Caller,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<StreamView>, AppError> {
-    let snapshot = state.streams.refresh(&caller.user, &id)?;
+    let snapshot = state.streams.refresh(&caller.user, &id).await?;
     Ok(Json(view(&state, &snapshot).await))
 }
 

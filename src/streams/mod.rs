@@ -1,18 +1,20 @@
 //! Streams: one user's playback of one file of one torrent. This facade owns the registry
-//! (who owns which stream), the background resolution of magnets, the playback tokens
-//! issued for each stream, and persistence across restarts. Torrent work is the engine's;
-//! HTTP shapes are `view`'s.
+//! (who owns which stream), the playback tokens issued for each stream, and persistence
+//! across restarts through [`store`] (every acknowledged change is committed before the API
+//! answers). Resolution is [`resolve`]'s; torrent work is the engine's; HTTP shapes are
+//! `view`'s.
 
 pub mod events;
 mod playback;
 pub mod record;
+mod resolve;
+pub mod store;
 pub mod view;
 
 pub use playback::PlaybackError;
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -44,8 +46,8 @@ pub enum StreamError {
     Engine(#[from] EngineError),
     #[error("cannot issue a playback token")]
     Token,
-    #[error("cannot save the stream registry: {0}")]
-    Store(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     #[error("you already have {0} streams, the most allowed; delete one first")]
     UserQuota(usize),
     #[error("the server is at its limit of {0} streams; try again later")]
@@ -92,10 +94,7 @@ pub struct Streams {
     engine: Arc<Engine>,
     keys: Arc<PlaybackKeys>,
     entries: Mutex<HashMap<String, Entry>>,
-    /// Held while a snapshot is taken and written, so saves never interleave and the last
-    /// one written is the newest.
-    save_lock: Mutex<()>,
-    path: PathBuf,
+    store: Arc<dyn store::Store>,
     metadata_wait: Duration,
     metadata_timeout: Duration,
     quotas: Quotas,
@@ -103,20 +102,20 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// Loads the registry and resumes every stream in the background.
-    pub fn load(
+    /// Opens the registry (`data_dir/registry.db`; a damaged one stops startup with a message
+    /// naming it) and resumes every stream in the background.
+    pub async fn load(
         engine: Arc<Engine>,
         keys: Arc<PlaybackKeys>,
         config: &crate::config::Config,
-    ) -> anyhow::Result<Arc<Self>> {
-        let path = config.storage.data_dir.join("streams.json");
-        let records = record::load(&path)?;
+    ) -> Result<Arc<Self>, store::StoreError> {
+        let store = store::open(&config.storage.data_dir).await?;
+        let stored = store::Store::load(&store).await?;
         let streams = Arc::new(Self {
             engine,
             keys,
             entries: Mutex::new(HashMap::new()),
-            save_lock: Mutex::new(()),
-            path,
+            store: Arc::new(store),
             metadata_wait: config.engine.metadata_wait,
             metadata_timeout: config.engine.metadata_timeout,
             quotas: Quotas {
@@ -125,15 +124,21 @@ impl Streams {
             },
             events: events::Events::default(),
         });
-        for record in records {
+        tracing::info!(streams = stored.len(), "stream registry loaded");
+        for stored in stored {
+            let record = stored.record;
             let limits = streams.engine.limits();
             match parse_stored_magnet(&record.magnet, &limits) {
                 Ok(mut source) => {
                     source.peers = record.peers.clone();
                     // Streams that existed before a restart keep their place, quota or not.
-                    let _ = streams.start(record, source, None);
+                    if let Ok(started) = streams.register(record, None) {
+                        streams.spawn_resolve(started, source);
+                    }
                 }
-                Err(err) => tracing::warn!(stream = %record.id, error = %err, "dropping stream"),
+                Err(err) => {
+                    tracing::warn!(stream = %record.id, error = %err, "cannot resume stream")
+                }
             }
         }
         Ok(streams)
@@ -180,13 +185,20 @@ impl Streams {
             token: token.token,
             token_expires_at: unix(token.expires_at),
             failure: None,
+            last_played_at: None,
         };
         if let crate::engine::source::SourceKind::Magnet(magnet) = &source.kind {
             record.magnet = magnet.clone();
         }
-        let mut phase = self.start(record, source, Some(self.quotas))?;
+        // Committed before anything starts: an acknowledged stream survives any crash.
+        let started = self.register(record.clone(), Some(self.quotas))?;
+        if let Err(err) = self.store.insert(&record).await {
+            self.entries.lock().expect("streams lock").remove(&id);
+            return Err(err.into());
+        }
+        let mut phase = started.phase.clone();
+        self.spawn_resolve(started, source);
         self.events.emit(user, &id, "stream.started", None);
-        self.persist()?;
         let wait = tokio::time::timeout(
             self.metadata_wait,
             phase.wait_for(|p| !matches!(p, Phase::Resolving)),
@@ -221,15 +233,13 @@ impl Streams {
             })
     }
 
-    /// Registers the entry and spawns its resolution.
-    /// Registers a stream and starts resolving it. With `quotas`, the check and the insert
-    /// happen under one lock, so concurrent creations cannot overshoot.
-    fn start(
-        self: &Arc<Self>,
+    /// Registers a stream (resolving, or failed as it was saved). With `quotas`, the check
+    /// and the insert happen under one lock, so concurrent creations cannot overshoot.
+    fn register(
+        &self,
         record: StreamRecord,
-        source: TorrentSource,
         quotas: Option<Quotas>,
-    ) -> Result<watch::Receiver<Phase>, StreamError> {
+    ) -> Result<resolve::Started, StreamError> {
         let (tx, rx) = watch::channel(match &record.failure {
             Some(failure) => Phase::Failed(failure.clone()),
             None => Phase::Resolving,
@@ -237,114 +247,32 @@ impl Streams {
         let cancel = CancellationToken::new();
         let id = record.id.clone();
         let already_failed = record.failure.is_some();
-        {
-            let mut entries = self.entries.lock().expect("streams lock");
-            if let Some(quotas) = quotas {
-                let total = entries.len();
-                if quotas.total > 0 && total >= quotas.total {
-                    return Err(StreamError::ServerQuota(quotas.total));
-                }
-                let mine = entries
-                    .values()
-                    .filter(|e| e.record.user == record.user)
-                    .count();
-                if quotas.per_user > 0 && mine >= quotas.per_user {
-                    return Err(StreamError::UserQuota(quotas.per_user));
-                }
+        let mut entries = self.entries.lock().expect("streams lock");
+        if let Some(quotas) = quotas {
+            let total = entries.len();
+            if quotas.total > 0 && total >= quotas.total {
+                return Err(StreamError::ServerQuota(quotas.total));
             }
-            let entry = Entry {
-                record,
-                phase: rx.clone(),
-                cancel: cancel.clone(),
-            };
-            entries.insert(id.clone(), entry);
-        }
-        if !already_failed {
-            let streams = self.clone();
-            tokio::spawn(async move { streams.resolve(id, source, tx, cancel).await });
-        }
-        Ok(rx)
-    }
-
-    #[tracing::instrument(skip_all, fields(stream = %id, info_hash = %source.info_hash))]
-    async fn resolve(
-        self: Arc<Self>,
-        id: String,
-        source: TorrentSource,
-        tx: watch::Sender<Phase>,
-        cancel: CancellationToken,
-    ) {
-        let resolved = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = tokio::time::timeout(self.metadata_timeout, self.engine.resolve(&source)) => r,
-        };
-        let outcome = match resolved {
-            Err(_) => Err(EngineError::MetadataTimeout),
-            Ok(result) => match result {
-                Ok(meta) => self.activate(&id, meta).await,
-                Err(err) => Err(err),
-            },
-        };
-        let phase = match outcome {
-            Ok(meta) => Phase::Ready(meta),
-            Err(err) => {
-                tracing::warn!(error = %format!("{err:#}"), "stream failed to start");
-                Phase::Failed(failure_of(&err))
-            }
-        };
-        self.settle(&id, &phase);
-        let _ = tx.send(phase);
-    }
-
-    /// Chooses the file, takes a reference on the torrent, records the choice.
-    async fn activate(
-        &self,
-        id: &str,
-        meta: Arc<TorrentMeta>,
-    ) -> Result<Arc<TorrentMeta>, EngineError> {
-        let (requested, peers) = {
-            let entries = self.entries.lock().expect("streams lock");
-            let Some(entry) = entries.get(id) else {
-                return Err(EngineError::NotActive);
-            };
-            (entry.record.requested.clone(), entry.record.peers.clone())
-        };
-        let file = select_file(&meta.files, requested.as_ref())?;
-        self.engine.acquire(&meta, file, &peers).await?;
-        let still_here = {
-            let mut entries = self.entries.lock().expect("streams lock");
-            entries
-                .get_mut(id)
-                .map(|e| e.record.file_index = Some(file))
-                .is_some()
-        };
-        if !still_here {
-            // Deleted while we were acquiring: give the reference back.
-            self.engine.release(&meta, file).await?;
-            return Err(EngineError::NotActive);
-        }
-        Ok(meta)
-    }
-
-    fn settle(&self, id: &str, phase: &Phase) {
-        {
-            let mut entries = self.entries.lock().expect("streams lock");
-            if let Some(entry) = entries.get_mut(id) {
-                let user = &entry.record.user;
-                match phase {
-                    Phase::Failed(failure) => {
-                        let code = Some(failure.code.as_str());
-                        self.events.emit(user, id, "stream.failed", code);
-                        entry.record.failure = Some(failure.clone());
-                    }
-                    Phase::Ready(_) => self.events.emit(user, id, "stream.ready", None),
-                    Phase::Resolving => {}
-                }
+            let mine = entries
+                .values()
+                .filter(|e| e.record.user == record.user)
+                .count();
+            if quotas.per_user > 0 && mine >= quotas.per_user {
+                return Err(StreamError::UserQuota(quotas.per_user));
             }
         }
-        if let Err(err) = self.persist() {
-            tracing::error!(error = %err, "cannot save the stream registry");
-        }
+        let entry = Entry {
+            record,
+            phase: rx.clone(),
+            cancel: cancel.clone(),
+        };
+        entries.insert(id.clone(), entry);
+        Ok(resolve::Started {
+            id,
+            phase: rx,
+            tx: (!already_failed).then_some(tx),
+            cancel,
+        })
     }
 
     /// A stream of `user` by id (another user's stream is "not found").
@@ -362,7 +290,7 @@ impl Streams {
     }
 
     /// The user's streams, oldest first; expired tokens are renewed so URLs work.
-    pub fn list(&self, user: &str) -> Vec<StreamSnapshot> {
+    pub async fn list(&self, user: &str) -> Vec<StreamSnapshot> {
         let ids: Vec<String> = {
             let entries = self.entries.lock().expect("streams lock");
             let mut mine: Vec<_> = entries.values().filter(|e| e.record.user == user).collect();
@@ -371,13 +299,17 @@ impl Streams {
             });
             mine.iter().map(|e| e.record.id.clone()).collect()
         };
-        ids.iter()
-            .filter_map(|id| self.get(user, id).ok())
-            .collect()
+        let mut found = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Ok(snapshot) = self.get(user, id).await {
+                found.push(snapshot);
+            }
+        }
+        found
     }
 
     /// Every user's streams, oldest first (admin).
-    pub fn list_all(&self) -> Vec<StreamSnapshot> {
+    pub async fn list_all(&self) -> Vec<StreamSnapshot> {
         let owners: Vec<(String, String)> = {
             let entries = self.entries.lock().expect("streams lock");
             let mut all: Vec<_> = entries.values().collect();
@@ -388,10 +320,13 @@ impl Streams {
                 .map(|e| (e.record.user.clone(), e.record.id.clone()))
                 .collect()
         };
-        owners
-            .iter()
-            .filter_map(|(user, id)| self.get(user, id).ok())
-            .collect()
+        let mut found = Vec::with_capacity(owners.len());
+        for (user, id) in &owners {
+            if let Ok(snapshot) = self.get(user, id).await {
+                found.push(snapshot);
+            }
+        }
+        found
     }
 
     /// Deletes any user's stream (admin); returns its owner.
@@ -406,18 +341,18 @@ impl Streams {
     }
 
     /// One stream, with its token renewed if it has expired.
-    pub fn get(&self, user: &str, id: &str) -> Result<StreamSnapshot, StreamError> {
+    pub async fn get(&self, user: &str, id: &str) -> Result<StreamSnapshot, StreamError> {
         let snapshot = self.snapshot(user, id)?;
         if snapshot.record.token_expires_at > now_secs() {
             return Ok(snapshot);
         }
-        self.refresh(user, id)
+        self.refresh(user, id).await
     }
 
     /// A new playback token for the stream (older ones stay valid until they expire).
-    pub fn refresh(&self, user: &str, id: &str) -> Result<StreamSnapshot, StreamError> {
+    pub async fn refresh(&self, user: &str, id: &str) -> Result<StreamSnapshot, StreamError> {
         let issued = self.keys.issue(user, id).map_err(|_| StreamError::Token)?;
-        {
+        let record = {
             let mut entries = self.entries.lock().expect("streams lock");
             let entry = entries
                 .get_mut(id)
@@ -425,8 +360,9 @@ impl Streams {
                 .ok_or(StreamError::NotFound)?;
             entry.record.token = issued.token;
             entry.record.token_expires_at = unix(issued.expires_at);
-        }
-        self.persist()?;
+            entry.record.clone()
+        };
+        self.store.update(&record).await?;
         self.snapshot(user, id)
     }
 
@@ -442,6 +378,9 @@ impl Streams {
         let removed = self.entries.lock().expect("streams lock").remove(id);
         let Some(entry) = removed else { return };
         entry.cancel.cancel();
+        if let Err(err) = self.store.delete(id).await {
+            tracing::error!(stream = %id, error = %err, "cannot delete the stream from the registry");
+        }
         self.events
             .emit(&entry.record.user, id, "stream.stopped", None);
         let phase = entry.phase.borrow().clone();
@@ -449,9 +388,6 @@ impl Streams {
             if let Err(err) = self.engine.release(&meta, file).await {
                 tracing::warn!(stream = %id, error = %err, "release failed");
             }
-        }
-        if let Err(err) = self.persist() {
-            tracing::error!(error = %err, "cannot save the stream registry");
         }
     }
 
@@ -463,15 +399,6 @@ impl Streams {
     /// The engine, for readers and status.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
-    }
-
-    fn persist(&self) -> Result<(), StreamError> {
-        let _saving = self.save_lock.lock().expect("save lock");
-        let records: Vec<StreamRecord> = {
-            let entries = self.entries.lock().expect("streams lock");
-            entries.values().map(|e| e.record.clone()).collect()
-        };
-        record::save(&self.path, records).map_err(StreamError::Store)
     }
 
     /// Waits (up to `engine.metadata_wait`) until no stream is resolving.
@@ -486,11 +413,12 @@ impl Streams {
         let _ = tokio::time::timeout(self.metadata_wait, all).await;
     }
 
-    /// Cancels every resolution (shutdown).
-    pub fn shutdown(&self) {
+    /// Cancels every resolution and closes the registry (shutdown).
+    pub async fn shutdown(&self) {
         for entry in self.entries.lock().expect("streams lock").values() {
             entry.cancel.cancel();
         }
+        self.store.close().await;
     }
 }
 

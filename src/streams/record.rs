@@ -1,7 +1,6 @@
-//! What is remembered about a stream across restarts, and the file it is kept in
-//! (`data_dir/streams.json`, written atomically, mode 0600 since it holds playback tokens).
+//! What is remembered about a stream across restarts (kept by [`super::store`]).
 
-use std::{io::Write, net::SocketAddr, path::Path};
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +31,9 @@ pub struct StreamRecord {
     pub token_expires_at: u64,
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// Unix seconds of the last playback request (streams idle too long are released).
+    #[serde(default)]
+    pub last_played_at: Option<u64>,
 }
 
 /// Why a stream could not start (kept so a poll after a 202 tells the client).
@@ -41,73 +43,10 @@ pub struct Failure {
     pub message: String,
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoreFile {
-    version: u32,
-    streams: Vec<StreamRecord>,
-}
-
-/// Reads the registry; a missing file is an empty registry.
-pub fn load(path: &Path) -> anyhow::Result<Vec<StreamRecord>> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let file: StoreFile = serde_json::from_slice(&bytes)?;
-            Ok(file.streams)
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// Writes the registry atomically: a uniquely named temporary file (mode 0600) in the same
-/// folder, synced, then renamed over `path`. Concurrent saves never trip over each other.
-pub fn save(path: &Path, streams: Vec<StreamRecord>) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(&StoreFile {
-        version: 1,
-        streams,
-    })
-    .map_err(std::io::Error::other)?;
-    let folder = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::Builder::new()
-        .prefix(".streams.")
-        .suffix(".tmp")
-        .tempfile_in(folder)?;
-    file.write_all(&bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
 /// A new random stream id (`st_` + 20 hex characters).
 pub fn new_stream_id() -> String {
     use rand::RngCore;
     let mut raw = [0u8; 10];
     rand::thread_rng().fill_bytes(&mut raw);
     format!("st_{}", hex::encode(raw))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn concurrent_saves_all_succeed_and_leave_a_private_readable_file() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("streams.json");
-        std::thread::scope(|scope| {
-            for _ in 0..8 {
-                scope.spawn(|| {
-                    for _ in 0..25 {
-                        save(&path, Vec::new()).expect("save");
-                    }
-                });
-            }
-        });
-        assert!(load(&path).unwrap().is_empty());
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(left.len(), 1, "no temporary files left behind");
-    }
 }
