@@ -34,6 +34,17 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub media: MediaConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Record metrics and serve `/metrics` (off: nothing is recorded, `/metrics` is 404).
+    pub enabled: bool,
+    /// Networks (IPs or CIDR ranges) that may read `/metrics` without a token.
+    pub allow: Vec<String>,
 }
 
 /// `[media]`
@@ -262,6 +273,8 @@ impl Config {
         }
         crate::limits::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
             .map_err(|e| invalid("server.trusted_proxies", &e))?;
+        crate::limits::client_ip::TrustedProxies::parse(&self.metrics.allow)
+            .map_err(|e| invalid("metrics.allow", &e))?;
         for origin in &self.server.cors_origins {
             if origin != "*" && !is_origin(origin) {
                 return Err(invalid(

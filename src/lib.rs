@@ -8,6 +8,7 @@
 //!   playback tokens, persistence, the API view.
 //! - [`auth`]: API bearer JWTs, playback tokens, generated secrets.
 //! - [`http`]: router, handlers (thin), range resolution, stall-guarded bodies, errors.
+//! - [`telemetry`]: metric names, the Prometheus recorder, bounded labels.
 //! - [`seeder`]: an in-process loopback seeder (demo, tests, benchmarks).
 //! - [`demo`]: `magnetar demo`, a self-contained playable setup.
 //!
@@ -24,6 +25,7 @@ pub mod limits;
 pub mod media;
 pub mod seeder;
 pub mod streams;
+pub mod telemetry;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -38,6 +40,10 @@ use config::Config;
 use engine::Engine;
 use http::AppState;
 use streams::Streams;
+
+/// How often stream statistics are written to the registry (they are also written at
+/// shutdown; a crash loses at most this much of them).
+const STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A started server.
 pub struct Running {
@@ -112,12 +118,20 @@ fn loopback_of(addr: SocketAddr) -> SocketAddr {
 /// Builds the engine and streams, binds `server.listen`, and starts serving.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let config = Arc::new(config);
+    let metrics = config
+        .metrics
+        .enabled
+        .then(|| telemetry::install(true))
+        .flatten();
+    let process_metrics = Arc::new(metrics_process::Collector::default());
+    process_metrics.describe();
     std::fs::create_dir_all(&config.storage.data_dir)
         .with_context(|| format!("cannot create {}", config.storage.data_dir.display()))?;
     let api_keys = Arc::new(api_keys(&config)?);
     let playback = Arc::new(playback_keys(&config)?);
     let engine = Arc::new(Engine::start(config.clone(), shutdown.child_token()).await?);
     let streams = Streams::load(engine.clone(), playback, &config).await?;
+    streams.spawn_stats_writer(STATS_EVERY, shutdown.clone());
     let limits = limits::Limits::new(&config)?;
     limits.spawn_housekeeping(shutdown.clone());
     let media = media::Media::new(&config.media);
@@ -138,6 +152,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         media,
         hls,
         internal_base: format!("http://{}", loopback_of(addr)),
+        metrics,
+        metrics_allow: http::metrics::allow_list(&config),
+        process_metrics,
         config: config.clone(),
         shutdown: shutdown.clone(),
     };

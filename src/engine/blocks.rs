@@ -70,13 +70,23 @@ impl BlockCache {
     where
         F: std::future::Future<Output = std::io::Result<Bytes>>,
     {
-        match &self.0 {
-            None => load.await,
-            Some(cache) => cache
-                .try_get_with(key, load)
-                .await
-                .map_err(|err| std::io::Error::new(err.kind(), err.to_string())),
-        }
+        let Some(cache) = &self.0 else {
+            return load.await;
+        };
+        let loaded = std::sync::atomic::AtomicBool::new(false);
+        let block = cache
+            .try_get_with(key, async {
+                loaded.store(true, std::sync::atomic::Ordering::Relaxed);
+                load.await
+            })
+            .await
+            .map_err(|err| std::io::Error::new(err.kind(), err.to_string()));
+        let name = match loaded.load(std::sync::atomic::Ordering::Relaxed) {
+            true => crate::telemetry::names::CACHE_MISSES,
+            false => crate::telemetry::names::CACHE_HITS,
+        };
+        metrics::counter!(name).increment(1);
+        block
     }
 }
 

@@ -75,6 +75,24 @@ impl TorrentMeta {
     }
 }
 
+/// The engine in figures.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct EngineFigures {
+    pub torrents: usize,
+    pub peers: u64,
+    pub downloaded_bytes: u64,
+    pub uploaded_bytes: u64,
+    pub download_bps: u64,
+    pub upload_bps: u64,
+    /// Player readers open (of `engine.max_readers`).
+    pub open_readers: usize,
+}
+
+/// librqbit's speeds are in MiB/s.
+fn mbps_to_bps(mbps: f64) -> u64 {
+    (mbps.max(0.0) * 1024.0 * 1024.0) as u64
+}
+
 /// How a file's running pins are ended: `stop` at once, `wind_down` after their current step.
 struct Pinning {
     stop: CancellationToken,
@@ -309,6 +327,21 @@ impl Engine {
         Ok(())
     }
 
+    /// The whole engine in figures (metrics, the admin summary).
+    pub fn figures(&self) -> EngineFigures {
+        let snapshot = self.session.stats_snapshot();
+        let torrents = self.session.with_torrents(|torrents| torrents.count());
+        EngineFigures {
+            torrents,
+            peers: u64::from(snapshot.peers.live),
+            downloaded_bytes: snapshot.counters.fetched_bytes,
+            uploaded_bytes: snapshot.counters.uploaded_bytes,
+            download_bps: mbps_to_bps(snapshot.download_speed.mbps),
+            upload_bps: mbps_to_bps(snapshot.upload_speed.mbps),
+            open_readers: self.config.engine.max_readers - self.readers.available_permits(),
+        }
+    }
+
     /// Bytes and blocks held by the read cache.
     pub async fn read_cache_usage(&self) -> (u64, u64) {
         self.blocks.usage().await
@@ -336,8 +369,12 @@ impl Engine {
         let wait = self.config.engine.reader_wait;
         let permit = tokio::time::timeout(wait, self.readers.clone().acquire_owned())
             .await
-            .map_err(|_| EngineError::Busy)?
-            .map_err(|_| EngineError::Busy)?;
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                crate::limits::rate::refused("readers");
+                EngineError::Busy
+            })?;
         if let Some((path, id)) = self.complete_file(info_hash, file) {
             match std::fs::File::open(&path) {
                 Ok(opened) => {

@@ -134,7 +134,10 @@ impl Connections {
             }
         }
         let reserve = match decision {
-            Decision::Refuse => return Admitted::Refused,
+            Decision::Refuse => {
+                metrics::counter!(crate::telemetry::names::CONNECTIONS_REFUSED).increment(1);
+                return Admitted::Refused;
+            }
             Decision::Reserve => true,
             _ => false,
         };
@@ -151,6 +154,7 @@ impl Connections {
                 close: close.clone(),
             },
         );
+        metrics::gauge!(crate::telemetry::names::CONNECTIONS).set(table.open.len() as f64);
         Admitted::Serve(Ticket {
             connections: self.clone(),
             id,
@@ -257,6 +261,7 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         let mut table = self.connections.table.lock().expect("connections lock");
         table.open.remove(&self.id);
+        metrics::gauge!(crate::telemetry::names::CONNECTIONS).set(table.open.len() as f64);
     }
 }
 

@@ -4,7 +4,10 @@
 //! drops it at once and its priority window stops being urgent. Complete files come
 //! straight from disk under the same guards.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -15,6 +18,8 @@ use tokio_util::{io::ReaderStream, sync::CancellationToken};
 use crate::{
     engine::reader::Source,
     limits::egress::{paced, Pacer},
+    streams::stats::LiveStats,
+    telemetry::names,
 };
 
 /// Bytes per chunk read from the torrent.
@@ -37,6 +42,69 @@ pub struct BodyTiming {
     pub stall: Duration,
 }
 
+/// Measures a body as it is read: the wait for each chunk and for the first one, the bytes,
+/// into the server's metrics and (for a player, not the server's own tools) the stream's
+/// counters.
+#[derive(Clone)]
+pub struct Observer {
+    pub requested_at: Instant,
+    pub stream: Option<Arc<LiveStats>>,
+}
+
+impl Observer {
+    fn chunk(&self, waited: Duration, bytes: usize, first: bool) {
+        metrics::histogram!(names::READER_WAIT).record(waited.as_secs_f64());
+        metrics::counter!(names::SERVED_BYTES).increment(bytes as u64);
+        if first {
+            let since = self.requested_at.elapsed();
+            metrics::histogram!(names::FIRST_BYTE).record(since.as_secs_f64());
+            if let Some(stream) = &self.stream {
+                stream.first_byte(since);
+            }
+        }
+        if let Some(stream) = &self.stream {
+            stream.bytes(bytes as u64);
+        }
+    }
+
+    /// A whole response of `bytes` (an HLS segment) is ready to go.
+    pub fn served(&self, bytes: u64) {
+        metrics::counter!(names::SERVED_BYTES).increment(bytes);
+        let since = self.requested_at.elapsed();
+        metrics::histogram!(names::FIRST_BYTE).record(since.as_secs_f64());
+        if let Some(stream) = &self.stream {
+            stream.first_byte(since);
+            stream.bytes(bytes);
+        }
+    }
+
+    /// A body ended (or never started) for lack of data.
+    pub fn stalled(&self) {
+        metrics::counter!(names::STALLS).increment(1);
+        if let Some(stream) = &self.stream {
+            stream.stall();
+        }
+    }
+}
+
+/// `chunks`, each measured by `observer` as it is read.
+fn observed(
+    chunks: BoxStream<'static, std::io::Result<Bytes>>,
+    observer: Observer,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    futures::stream::unfold(
+        (chunks, observer, true),
+        |(mut chunks, observer, first)| async move {
+            let asked = Instant::now();
+            let next = chunks.next().await?;
+            let bytes = next.as_ref().map_or(0, Bytes::len);
+            observer.chunk(asked.elapsed(), bytes, first && bytes > 0);
+            Some((next, (chunks, observer, first && bytes == 0)))
+        },
+    )
+    .boxed()
+}
+
 /// Seeks to `start` and streams `len` bytes.
 ///
 /// Headers wait for the first chunk up to `first_byte_wait`. Past that, if `has_peers` says
@@ -45,6 +113,7 @@ pub struct BodyTiming {
 /// response's headers arrive, so holding them would waste the swarm on bytes nobody wants.
 /// With no peer, the wait goes on to the stall timeout and a dead swarm is an error status
 /// (`STREAM_STALLED`), not a hanging 206.
+#[allow(clippy::too_many_arguments)]
 pub async fn torrent_body(
     source: Source,
     start: u64,
@@ -52,29 +121,35 @@ pub async fn torrent_body(
     timing: BodyTiming,
     has_peers: impl FnOnce() -> bool,
     pacer: Option<Arc<Pacer>>,
+    observer: Observer,
     shutdown: CancellationToken,
 ) -> Result<Body, BodyError> {
-    let mut chunks: BoxStream<'static, std::io::Result<Bytes>> = match source {
+    let chunks: BoxStream<'static, std::io::Result<Bytes>> = match source {
         Source::Swarm(mut reader) => {
             reader.seek_to(start).await?;
             ReaderStream::with_capacity(reader.take(len), CHUNK).boxed()
         }
         Source::Disk(file) => file.chunks(start, len),
     };
+    let mut chunks = observed(chunks, observer.clone());
     let early = next_within(&mut chunks, timing.first_byte_wait, &shutdown).await;
     let first = match early {
         Some(first) => first,
         None if shutdown.is_cancelled() => return Err(BodyError::Stalled),
         None if has_peers() => {
-            let rest = guarded(chunks, timing.stall, shutdown).boxed();
+            let rest = guarded(chunks, timing.stall, observer, shutdown).boxed();
             return Ok(Body::from_stream(pace(rest, pacer)));
         }
-        None => next_within(&mut chunks, timing.stall, &shutdown)
-            .await
-            .ok_or(BodyError::Stalled)?,
+        None => match next_within(&mut chunks, timing.stall, &shutdown).await {
+            Some(first) => first,
+            None => {
+                observer.stalled();
+                return Err(BodyError::Stalled);
+            }
+        },
     };
     let first = first.transpose()?.unwrap_or_default();
-    let rest = guarded(chunks, timing.stall, shutdown);
+    let rest = guarded(chunks, timing.stall, observer, shutdown);
     let all = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
     Ok(Body::from_stream(pace(all.boxed(), pacer)))
 }
@@ -108,13 +183,14 @@ where
 fn guarded<S>(
     chunks: S,
     stall: Duration,
+    observer: Observer,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send
 where
     S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
 {
     futures::stream::unfold(Some(chunks), move |state| {
-        let shutdown = shutdown.clone();
+        let (shutdown, observer) = (shutdown.clone(), observer.clone());
         async move {
             let mut chunks = state?;
             let next = tokio::select! {
@@ -122,7 +198,10 @@ where
                 next = tokio::time::timeout(stall, chunks.next()) => next,
             };
             match next {
-                Err(_) => Some((Err(ended("stalled: no data from the swarm")), None)),
+                Err(_) => {
+                    observer.stalled();
+                    Some((Err(ended("stalled: no data from the swarm")), None))
+                }
                 Ok(None) => None,
                 Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(chunks))),
                 Ok(Some(Err(err))) => Some((Err(err), None)),

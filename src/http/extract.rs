@@ -62,6 +62,13 @@ pub fn limited(wait: Wait) -> AppError {
 /// budget answers 429 too. A credential that verifies never comes here, so a stale client
 /// behind a shared address never locks out the others there.
 pub fn count_refusal(state: &AppState, ip: IpAddr, err: &AuthError) -> Option<AppError> {
+    let reason = match err {
+        AuthError::Missing => "missing",
+        AuthError::Invalid => "invalid",
+        AuthError::Refused(_) => "refused",
+        AuthError::Expired => "expired",
+    };
+    metrics::counter!(crate::telemetry::names::AUTH_FAILURES, "reason" => reason).increment(1);
     if !matches!(err, AuthError::Invalid | AuthError::Refused(_)) {
         return None;
     }
@@ -89,6 +96,7 @@ impl FromRequestParts<AppState> for Caller {
             Ok(token) => token,
             Err(AuthError::Missing) => {
                 rate.unauthenticated.check(&ip).map_err(limited)?;
+                count_refusal(state, ip, &AuthError::Missing);
                 return Err(AuthError::Missing.into());
             }
             Err(err) => return Err(refused(state, ip, err)),

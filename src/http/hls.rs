@@ -44,6 +44,7 @@ pub async fn serve(
     rest: &str,
     query: Option<&str>,
     headers: &HeaderMap,
+    observer: &super::body::Observer,
 ) -> Result<Response, AppError> {
     if !state.media.readiness().await.ok() {
         return Err(AppError::new(
@@ -76,7 +77,7 @@ pub async fn serve(
                 .strip_suffix(".m4s")
                 .and_then(|n| n.parse::<usize>().ok())
                 .ok_or_else(not_found)?;
-            segment(state, &session, n).await
+            segment(state, &session, n, observer).await
         }
     }
 }
@@ -317,15 +318,26 @@ async fn segment(
     state: &AppState,
     session: &Arc<HlsSession>,
     n: usize,
+    observer: &super::body::Observer,
 ) -> Result<Response, AppError> {
-    let files = wait_for(state, session, move |s| match s.segment(n)? {
+    let asked = std::time::Instant::now();
+    let found = wait_for(state, session, move |s| match s.segment(n)? {
         SegmentState::Ready(files) => Ok(Some(Ok(files))),
         SegmentState::Pending => Ok(None),
         SegmentState::Missing => Ok(Some(Err(()))),
     })
-    .await?
-    .map_err(|()| not_found())?;
-    file_response(&files).await
+    .await;
+    metrics::histogram!(crate::telemetry::names::SEGMENT_WAIT)
+        .record(asked.elapsed().as_secs_f64());
+    let files = found?.map_err(|()| not_found())?;
+    let response = file_response(&files).await?;
+    let bytes = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    observer.served(bytes);
+    Ok(response)
 }
 
 /// The files streamed one after the other (a segment is a few MB of GOP fragments; they are

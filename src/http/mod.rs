@@ -11,6 +11,7 @@ pub mod events;
 pub mod extract;
 pub mod hls;
 pub mod media;
+pub mod metrics;
 pub mod playback;
 pub mod range;
 pub mod security;
@@ -48,6 +49,12 @@ pub struct AppState {
     pub hls: Arc<crate::media::hls::HlsSessions>,
     /// `http://<loopback>:<port>`: how the server's own tools reach it.
     pub internal_base: String,
+    /// The Prometheus recorder's handle (`None` when `metrics.enabled` is off).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Who may read `/metrics` without a token (`metrics.allow`).
+    pub metrics_allow: crate::limits::client_ip::TrustedProxies,
+    /// Process figures (CPU, memory, descriptors) for `/metrics`.
+    pub process_metrics: Arc<metrics_process::Collector>,
     pub config: Arc<Config>,
     pub shutdown: CancellationToken,
 }
@@ -57,6 +64,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/openapi.yaml", get(openapi))
         .route(
             "/api/v1/streams",
@@ -75,6 +83,7 @@ pub fn router(state: AppState) -> Router {
             "/s/{token}/{*rest}",
             get(playback::playback).head(playback::playback),
         )
+        .route_layer(axum::middleware::from_fn(metrics::count_requests))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(|_| {
@@ -131,10 +140,12 @@ async fn openapi(_: Anonymous) -> impl axum::response::IntoResponse {
 }
 
 async fn not_found(_: Anonymous) -> AppError {
+    metrics::count_unmatched(404);
     AppError::new(ErrorCode::NotFound, "no such route")
 }
 
 async fn method_not_allowed(_: Anonymous) -> AppError {
+    metrics::count_unmatched(405);
     AppError::new(
         ErrorCode::MethodNotAllowed,
         "method not allowed on this route",

@@ -10,7 +10,7 @@ use axum::{
 };
 
 use super::{
-    body::{torrent_body, BodyError, BodyTiming},
+    body::{torrent_body, BodyError, BodyTiming, Observer},
     extract::{count_refusal, limited, ClientIp, PathParam},
     range::{decide, RangeDecision},
     AppState,
@@ -31,7 +31,8 @@ pub async fn playback(
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let rate = &state.limits.rate;
-    let (record, meta, file) = match state.streams.for_playback(&token).await {
+    let requested_at = std::time::Instant::now();
+    let playable = match state.streams.for_playback(&token).await {
         Ok(found) => found,
         Err(PlaybackError::Auth(err)) => {
             let blocked = count_refusal(&state, ip, &err);
@@ -40,31 +41,51 @@ pub async fn playback(
         Err(err) => return Err(err.into()),
     };
     // One budget per URL (the token's signature names it); the server's own tools reading
-    // through loopback are not counted.
-    if !is_internal(&state, ip, &headers) {
+    // through loopback are not counted, in the limits or in the stream's statistics.
+    let internal = is_internal(&state, ip, &headers);
+    if !internal {
         let url_key = token.rsplit('.').next().unwrap_or(&token).to_owned();
         rate.content.check(&url_key).map_err(limited)?;
+        playable.stats.request();
     }
+    let observer = Observer {
+        requested_at,
+        stream: (!internal).then(|| playable.stats.clone()),
+    };
+    let (record, meta, file) = (&playable.record, &*playable.meta, playable.file);
     match rest.as_str() {
         "probe" => {
             let client = super::media::client_of(query.as_deref(), &headers);
-            super::media::probe(&state, &token, &meta, file, client).await
+            super::media::probe(&state, &token, meta, file, client).await
         }
-        "playlist.m3u" => Ok(m3u(&state, &headers, &record, &meta, file)),
+        "playlist.m3u" => Ok(m3u(&state, &headers, record, meta, file)),
         subs if subs.starts_with("subs/") => {
             let name = &subs["subs/".len()..];
-            super::subtitles::serve(&state, &token, &meta, file, name).await
+            super::subtitles::serve(&state, &token, meta, file, name).await
         }
         hls if hls.starts_with("hls/") => {
             let rest = &hls["hls/".len()..];
             let query = query.as_deref();
-            super::hls::serve(&state, &token, &record, &meta, file, rest, query, &headers).await
+            let observer = &observer;
+            super::hls::serve(
+                &state, &token, record, meta, file, rest, query, &headers, observer,
+            )
+            .await
         }
         "play" => {
             let client = super::media::client_of(query.as_deref(), &headers);
-            play(&state, &token, &record, &meta, file, client).await
+            play(&state, &token, record, meta, file, client).await
         }
-        name => serve_file(&state, &method, &headers, &record, &meta, file, name).await,
+        name => {
+            let file = FileRequest {
+                record,
+                meta,
+                file,
+                name,
+                observer,
+            };
+            serve_file(&state, &method, &headers, file).await
+        }
     }
 }
 
@@ -74,15 +95,28 @@ fn is_internal(state: &AppState, ip: std::net::IpAddr, headers: &HeaderMap) -> b
     ip.is_loopback() && key.is_some_and(|k| state.media.is_internal(k.as_bytes()))
 }
 
+/// A file of a stream asked for by name, and how its body is measured.
+struct FileRequest<'a> {
+    record: &'a StreamRecord,
+    meta: &'a TorrentMeta,
+    file: usize,
+    name: &'a str,
+    observer: Observer,
+}
+
 async fn serve_file(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
-    record: &StreamRecord,
-    meta: &TorrentMeta,
-    file: usize,
-    name: &str,
+    request: FileRequest<'_>,
 ) -> Result<Response, AppError> {
+    let FileRequest {
+        record,
+        meta,
+        file,
+        name,
+        observer,
+    } = request;
     let entry = meta
         .file(file)
         .ok_or_else(|| AppError::new(ErrorCode::FileNotFound, "file not found"))?;
@@ -116,7 +150,7 @@ async fn serve_file(
     let body = if method == Method::HEAD || count == 0 {
         Body::empty()
     } else {
-        open_body(state, record, meta, file, start, count).await?
+        open_body(state, record, meta, file, (start, count), observer).await?
     };
     let mut response = (status, body).into_response();
     set(&mut response, header::CONTENT_TYPE, &mime_for(&entry.path));
@@ -140,8 +174,8 @@ async fn open_body(
     record: &StreamRecord,
     meta: &TorrentMeta,
     file: usize,
-    start: u64,
-    count: u64,
+    (start, count): (u64, u64),
+    observer: Observer,
 ) -> Result<Body, AppError> {
     let engine = state.streams.engine();
     let source = engine.open_reader(&meta.info_hash, file, start).await?;
@@ -157,6 +191,7 @@ async fn open_body(
         timing,
         has_peers,
         state.limits.egress.pacer(&record.user),
+        observer,
         state.shutdown.clone(),
     )
     .await

@@ -24,12 +24,15 @@ impl Wait {
 /// One keyed limit, or none when configured off.
 pub struct Limiter<K: Hash + Eq + Clone> {
     inner: Option<DefaultKeyedRateLimiter<K>>,
+    /// The limit's name in `magnetar_rate_limited_total{limit}`.
+    name: &'static str,
 }
 
 impl<K: Hash + Eq + Clone> Limiter<K> {
-    fn new(quota: Option<Quota>) -> Self {
+    fn new(name: &'static str, quota: Option<Quota>) -> Self {
         Self {
             inner: quota.map(DefaultKeyedRateLimiter::keyed),
+            name,
         }
     }
 
@@ -39,6 +42,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
             return Ok(());
         };
         limiter.check_key(key).map_err(|not_until| {
+            refused(self.name);
             Wait(not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
         })
     }
@@ -50,6 +54,11 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
             limiter.shrink_to_fit();
         }
     }
+}
+
+/// Counts a request refused by the limit `name`.
+pub fn refused(name: &'static str) {
+    metrics::counter!(crate::telemetry::names::RATE_LIMITED, "limit" => name).increment(1);
 }
 
 /// `n` per minute with a burst of `burst` (0: `n`); `None` when `n` is 0.
@@ -85,11 +94,20 @@ const MAX_BLOCKED: u64 = 100_000;
 impl RateLimits {
     pub fn new(limits: &LimitsConfig) -> Self {
         Self {
-            api: Limiter::new(per_minute(limits.api_per_minute, limits.api_burst)),
-            creations: Limiter::new(per_minute(limits.streams_per_minute, 0)),
-            content: Limiter::new(per_second(limits.content_per_second, limits.content_burst)),
-            unauthenticated: Limiter::new(per_minute(limits.unauthenticated_per_minute, 0)),
-            auth_failures: Limiter::new(per_minute(limits.auth_failures_per_minute, 0)),
+            api: Limiter::new("api", per_minute(limits.api_per_minute, limits.api_burst)),
+            creations: Limiter::new("stream_creations", per_minute(limits.streams_per_minute, 0)),
+            content: Limiter::new(
+                "content",
+                per_second(limits.content_per_second, limits.content_burst),
+            ),
+            unauthenticated: Limiter::new(
+                "unauthenticated",
+                per_minute(limits.unauthenticated_per_minute, 0),
+            ),
+            auth_failures: Limiter::new(
+                "auth_failures",
+                per_minute(limits.auth_failures_per_minute, 0),
+            ),
             blocked: moka::sync::Cache::builder()
                 .max_capacity(MAX_BLOCKED)
                 .time_to_live(Duration::from_secs(3600))
@@ -101,7 +119,9 @@ impl RateLimits {
     pub fn blocked(&self, ip: IpAddr) -> Option<Wait> {
         let until = self.blocked.get(&ip)?;
         let left = until.saturating_duration_since(std::time::Instant::now());
-        (!left.is_zero()).then_some(Wait(left))
+        let wait = (!left.is_zero()).then_some(Wait(left))?;
+        refused("auth_block");
+        Some(wait)
     }
 
     /// Records a failed authentication from `ip`; past the budget, blocks the IP and says

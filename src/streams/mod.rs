@@ -8,10 +8,11 @@ pub mod events;
 mod playback;
 pub mod record;
 mod resolve;
+pub mod stats;
 pub mod store;
 pub mod view;
 
-pub use playback::PlaybackError;
+pub use playback::{Playable, PlaybackError};
 
 use std::{
     collections::HashMap,
@@ -74,6 +75,16 @@ pub enum Phase {
 pub struct StreamSnapshot {
     pub record: StreamRecord,
     pub phase: Phase,
+    pub stats: store::StreamStats,
+}
+
+/// The registry in figures.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StreamFigures {
+    pub resolving: usize,
+    pub ready: usize,
+    pub failed: usize,
+    pub users: usize,
 }
 
 /// How `create` ended.
@@ -87,6 +98,9 @@ struct Entry {
     record: StreamRecord,
     phase: watch::Receiver<Phase>,
     cancel: CancellationToken,
+    stats: Arc<stats::LiveStats>,
+    /// `record.last_played_at` changed since it was last written.
+    played_unsaved: bool,
 }
 
 /// The registry of all streams.
@@ -126,13 +140,14 @@ impl Streams {
         });
         tracing::info!(streams = stored.len(), "stream registry loaded");
         for stored in stored {
+            let live = Arc::new(stats::LiveStats::from_stored(&stored.stats));
             let record = stored.record;
             let limits = streams.engine.limits();
             match parse_stored_magnet(&record.magnet, &limits) {
                 Ok(mut source) => {
                     source.peers = record.peers.clone();
                     // Streams that existed before a restart keep their place, quota or not.
-                    if let Ok(started) = streams.register(record, None) {
+                    if let Ok(started) = streams.register(record, live, None) {
                         streams.spawn_resolve(started, source);
                     }
                 }
@@ -191,7 +206,8 @@ impl Streams {
             record.magnet = magnet.clone();
         }
         // Committed before anything starts: an acknowledged stream survives any crash.
-        let started = self.register(record.clone(), Some(self.quotas))?;
+        let live = Arc::new(stats::LiveStats::default());
+        let started = self.register(record.clone(), live, Some(self.quotas))?;
         if let Err(err) = self.store.insert(&record).await {
             self.entries.lock().expect("streams lock").remove(&id);
             return Err(err.into());
@@ -230,6 +246,7 @@ impl Streams {
             .map(|e| StreamSnapshot {
                 record: e.record.clone(),
                 phase: e.phase.borrow().clone(),
+                stats: e.stats.snapshot(),
             })
     }
 
@@ -238,6 +255,7 @@ impl Streams {
     fn register(
         &self,
         record: StreamRecord,
+        stats: Arc<stats::LiveStats>,
         quotas: Option<Quotas>,
     ) -> Result<resolve::Started, StreamError> {
         let (tx, rx) = watch::channel(match &record.failure {
@@ -251,6 +269,7 @@ impl Streams {
         if let Some(quotas) = quotas {
             let total = entries.len();
             if quotas.total > 0 && total >= quotas.total {
+                crate::limits::rate::refused("streams_total");
                 return Err(StreamError::ServerQuota(quotas.total));
             }
             let mine = entries
@@ -258,6 +277,7 @@ impl Streams {
                 .filter(|e| e.record.user == record.user)
                 .count();
             if quotas.per_user > 0 && mine >= quotas.per_user {
+                crate::limits::rate::refused("streams_per_user");
                 return Err(StreamError::UserQuota(quotas.per_user));
             }
         }
@@ -265,6 +285,8 @@ impl Streams {
             record,
             phase: rx.clone(),
             cancel: cancel.clone(),
+            stats,
+            played_unsaved: false,
         };
         entries.insert(id.clone(), entry);
         Ok(resolve::Started {
@@ -286,6 +308,7 @@ impl Streams {
         Ok(StreamSnapshot {
             record: entry.record.clone(),
             phase,
+            stats: entry.stats.snapshot(),
         })
     }
 
@@ -381,14 +404,36 @@ impl Streams {
         if let Err(err) = self.store.delete(id).await {
             tracing::error!(stream = %id, error = %err, "cannot delete the stream from the registry");
         }
+        let served = entry.stats.snapshot();
+        let mut detail = serde_json::Map::new();
+        let lived = now_secs().saturating_sub(entry.record.created_at);
+        detail.insert("duration_seconds".into(), lived.into());
+        detail.insert("bytes_served".into(), served.bytes_served.into());
         self.events
-            .emit(&entry.record.user, id, "stream.stopped", None);
+            .emit_with(&entry.record.user, id, "stream.stopped", None, detail);
         let phase = entry.phase.borrow().clone();
         if let (Phase::Ready(meta), Some(file)) = (phase, entry.record.file_index) {
             if let Err(err) = self.engine.release(&meta, file).await {
                 tracing::warn!(stream = %id, error = %err, "release failed");
             }
         }
+    }
+
+    /// Streams by phase, and users with a stream (metrics, the admin summary).
+    pub fn figures(&self) -> StreamFigures {
+        let entries = self.entries.lock().expect("streams lock");
+        let mut figures = StreamFigures::default();
+        let mut users = std::collections::HashSet::new();
+        for entry in entries.values() {
+            users.insert(entry.record.user.as_str());
+            match &*entry.phase.borrow() {
+                Phase::Resolving => figures.resolving += 1,
+                Phase::Ready(_) => figures.ready += 1,
+                Phase::Failed(_) => figures.failed += 1,
+            }
+        }
+        figures.users = users.len();
+        figures
     }
 
     /// The event bus (`GET /api/v1/events`).
@@ -413,11 +458,63 @@ impl Streams {
         let _ = tokio::time::timeout(self.metadata_wait, all).await;
     }
 
-    /// Cancels every resolution and closes the registry (shutdown).
+    /// Writes the statistics (and last play times) that changed since the last write.
+    pub async fn save_stats(&self) {
+        let (changed, played): (Vec<_>, Vec<_>) = {
+            let entries = self.entries.lock().expect("streams lock");
+            let changed = entries
+                .values()
+                .filter_map(|e| Some((e.record.id.clone(), e.stats.take_changed()?)))
+                .collect();
+            let played = entries
+                .values()
+                .filter(|e| e.played_unsaved)
+                .map(|e| e.record.clone())
+                .collect();
+            (changed, played)
+        };
+        if let Err(err) = self.store.save_stats(&changed).await {
+            tracing::warn!(error = %err, "cannot save stream statistics");
+        }
+        for record in played {
+            if self.store.update(&record).await.is_ok() {
+                if let Some(e) = self
+                    .entries
+                    .lock()
+                    .expect("streams lock")
+                    .get_mut(&record.id)
+                {
+                    e.played_unsaved = false;
+                }
+            }
+        }
+    }
+
+    /// Writes statistics every `every` until `shutdown`.
+    pub fn spawn_stats_writer(self: &Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        let streams = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let Some(streams) = streams.upgrade() else {
+                    return;
+                };
+                streams.save_stats().await;
+            }
+        });
+    }
+
+    /// Cancels every resolution, writes the last statistics and closes the registry
+    /// (shutdown).
     pub async fn shutdown(&self) {
         for entry in self.entries.lock().expect("streams lock").values() {
             entry.cancel.cancel();
         }
+        self.save_stats().await;
         self.store.close().await;
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{record::StreamRecord, Phase, StreamError, Streams};
+use super::{record::StreamRecord, stats::LiveStats, Phase, StreamError, Streams};
 use crate::{
     auth::{AuthError, PlaybackGrant},
     engine::TorrentMeta,
@@ -18,25 +18,36 @@ pub enum PlaybackError {
     Stream(StreamError),
 }
 
+/// What a valid playback token grants: the stream, its torrent and file, its counters.
+pub struct Playable {
+    pub record: StreamRecord,
+    pub meta: Arc<TorrentMeta>,
+    pub file: usize,
+    pub stats: Arc<LiveStats>,
+}
+
 impl Streams {
     /// Resolves a playback token to its live stream, waiting up to `engine.metadata_wait`
-    /// for a stream that is still resolving.
+    /// for a stream that is still resolving. The stream counts as played now.
     #[tracing::instrument(skip_all, fields(user = tracing::field::Empty, stream = tracing::field::Empty))]
-    pub async fn for_playback(
-        &self,
-        token: &str,
-    ) -> Result<(StreamRecord, Arc<TorrentMeta>, usize), PlaybackError> {
+    pub async fn for_playback(&self, token: &str) -> Result<Playable, PlaybackError> {
         let grant: PlaybackGrant = self.keys.verify(token).map_err(PlaybackError::Auth)?;
         tracing::Span::current()
             .record("user", grant.user.as_str())
             .record("stream", grant.stream_id.as_str());
-        let (record, mut phase) = {
-            let entries = self.entries.lock().expect("streams lock");
+        let (record, mut phase, stats) = {
+            let mut entries = self.entries.lock().expect("streams lock");
             let entry = entries
-                .get(&grant.stream_id)
+                .get_mut(&grant.stream_id)
                 .filter(|e| e.record.user == grant.user)
                 .ok_or(PlaybackError::Stream(StreamError::NotFound))?;
-            (entry.record.clone(), entry.phase.clone())
+            entry.record.last_played_at = Some(crate::auth::now_secs());
+            entry.played_unsaved = true;
+            (
+                entry.record.clone(),
+                entry.phase.clone(),
+                entry.stats.clone(),
+            )
         };
         let settled = tokio::time::timeout(
             self.metadata_wait,
@@ -55,7 +66,12 @@ impl Streams {
                     .get(&record.id)
                     .and_then(|e| e.record.file_index)
                     .ok_or(PlaybackError::Stream(StreamError::NotFound))?;
-                Ok((record, meta, file))
+                Ok(Playable {
+                    record,
+                    meta,
+                    file,
+                    stats,
+                })
             }
             Phase::Failed(failure) => Err(PlaybackError::Stream(StreamError::Failed(failure))),
             Phase::Resolving => Err(PlaybackError::Stream(StreamError::StillResolving)),

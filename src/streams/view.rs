@@ -32,6 +32,8 @@ pub struct StreamView {
     pub urls: UrlsView,
     pub expires_at: String,
     pub created_at: String,
+    /// What the stream has served (bytes, player requests, stalls, first byte, seconds watched).
+    pub stats: super::store::StreamStats,
 }
 
 /// The chosen file.
@@ -128,6 +130,7 @@ pub fn render(
         },
         expires_at: rfc3339(record.token_expires_at),
         created_at: rfc3339(record.created_at),
+        stats: snapshot.stats.clone(),
     }
 }
 

@@ -385,3 +385,40 @@ pub async fn run_tool(
     );
     (out.status, log)
 }
+
+/// Reads server-sent events from `response` until `want` events of type `until` have come
+/// (or `secs` pass); returns every `(type, data)` seen.
+pub async fn read_events(
+    response: reqwest::Response,
+    until: &str,
+    want: usize,
+    secs: u64,
+) -> Vec<(String, Value)> {
+    use futures::StreamExt;
+    let mut body = response.bytes_stream();
+    let (mut text, mut events) = (String::new(), Vec::new());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while events
+        .iter()
+        .filter(|(t, _): &&(String, Value)| t == until)
+        .count()
+        < want
+    {
+        let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await else {
+            break;
+        };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            };
+            if let (Some(kind), Some(data)) = (field("event:"), field("data:")) {
+                events.push((kind, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+    events
+}

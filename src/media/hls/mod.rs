@@ -59,6 +59,15 @@ impl HlsSessions {
         self.cache.entry_count()
     }
 
+    /// ffmpeg jobs of every session: (running, paused). Looks at each process (cheap, but not
+    /// for the request path).
+    pub fn jobs(&self) -> (usize, usize) {
+        self.cache.iter().fold((0, 0), |(running, paused), (_, s)| {
+            let stopped = s.paused_jobs();
+            (running + s.running_jobs() - stopped, paused + stopped)
+        })
+    }
+
     /// Idle expiry every 2 s, and pacing of every session's jobs twice a second (a paused
     /// player asks nothing, so its jobs far ahead are paused here). Ends everything at
     /// `shutdown`.
