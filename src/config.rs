@@ -99,6 +99,12 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub delete_data_on_release: bool,
     pub read_cache_bytes: u64,
+    /// What torrents may occupy on disk; 0: 90% of what is free at start (plus what they
+    /// occupy already).
+    pub max_disk_bytes: u64,
+    /// Streams nobody played for this long are released; 0s: never.
+    #[serde(with = "humantime_serde")]
+    pub stream_idle_ttl: Duration,
 }
 
 /// `[engine]`

@@ -125,13 +125,19 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .flatten();
     let process_metrics = Arc::new(metrics_process::Collector::default());
     process_metrics.describe();
+    if let Some(handle) = metrics.clone() {
+        telemetry::spawn_upkeep(handle, shutdown.clone());
+    }
     std::fs::create_dir_all(&config.storage.data_dir)
         .with_context(|| format!("cannot create {}", config.storage.data_dir.display()))?;
     let api_keys = Arc::new(api_keys(&config)?);
     let playback = Arc::new(playback_keys(&config)?);
     let engine = Arc::new(Engine::start(config.clone(), shutdown.child_token()).await?);
+    engine.spawn_monitor();
     let streams = Streams::load(engine.clone(), playback, &config).await?;
     streams.spawn_stats_writer(STATS_EVERY, shutdown.clone());
+    streams.spawn_engine_events(shutdown.clone());
+    streams.spawn_idle_reaper(config.storage.stream_idle_ttl, shutdown.clone());
     let limits = limits::Limits::new(&config)?;
     limits.spawn_housekeeping(shutdown.clone());
     let media = media::Media::new(&config.media);
@@ -145,7 +151,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     if !readiness.ok() {
         tracing::warn!(?readiness, "media tools missing: direct play only");
     }
+    let connections = connections(&config, &limits);
     let state = AppState {
+        connections: connections.clone(),
+        started: std::time::Instant::now(),
         streams,
         api_keys,
         limits,
@@ -159,7 +168,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         shutdown: shutdown.clone(),
     };
     let app = http::router(state.clone());
-    let connections = connections(&config, &state.limits);
     let idle = config.server.idle_timeout;
     let server = tokio::spawn(http::serve::serve(
         listener,

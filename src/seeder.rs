@@ -30,6 +30,11 @@ pub struct Seeded {
 impl Seeder {
     /// Starts a seeder; `upload_bps` caps its total upload rate.
     pub async fn start(upload_bps: Option<u32>) -> anyhow::Result<Self> {
+        Self::start_at("127.0.0.1:0".parse()?, upload_bps).await
+    }
+
+    /// Starts a seeder listening on `addr` (a seeder coming back where it was).
+    pub async fn start_at(addr: SocketAddr, upload_bps: Option<u32>) -> anyhow::Result<Self> {
         let scratch = tempfile::tempdir()?;
         let opts = SessionOptions {
             dht: None,
@@ -38,7 +43,7 @@ impl Seeder {
             persistence: None,
             listen: Some(ListenerOptions {
                 mode: ListenerMode::TcpOnly,
-                listen_addr: "127.0.0.1:0".parse()?,
+                listen_addr: addr,
                 ipv4_only: true,
                 ..Default::default()
             }),

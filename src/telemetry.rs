@@ -8,7 +8,10 @@
 
 use std::sync::OnceLock;
 
-use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, histogram, Counter, Histogram,
+    Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Metric names (`magnetar_` prefix, base units, `_total` counters).
@@ -46,8 +49,68 @@ pub mod names {
 const WAIT_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+/// Fewer buckets for request durations, which are labelled by route and status class.
+const HTTP_BUCKETS: &[f64] = &[0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+static HOT: OnceLock<Hot> = OnceLock::new();
+
+/// The metrics recorded on the request path, registered once so that recording one is an
+/// atomic update with no lookup. `None` (nothing recorded at all) when metrics are off.
+pub fn hot() -> Option<&'static Hot> {
+    HOT.get()
+}
+
+/// Request-path metric handles.
+pub struct Hot {
+    pub served_bytes: Counter,
+    pub first_byte: Histogram,
+    pub reader_wait: Histogram,
+    pub stalls: Counter,
+    pub segment_wait: Histogram,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    /// `[route][method][status]`, registered on first use (unused ones are not rendered).
+    requests: Box<[OnceLock<Counter>]>,
+    /// `[route][status]`, likewise.
+    durations: Box<[OnceLock<Histogram>]>,
+}
+
+impl Hot {
+    fn new() -> Self {
+        use names::*;
+        let routes = ROUTE_LABELS.len();
+        Self {
+            served_bytes: counter!(SERVED_BYTES),
+            first_byte: histogram!(FIRST_BYTE),
+            reader_wait: histogram!(READER_WAIT),
+            stalls: counter!(STALLS),
+            segment_wait: histogram!(SEGMENT_WAIT),
+            cache_hits: counter!(CACHE_HITS),
+            cache_misses: counter!(CACHE_MISSES),
+            requests: (0..routes * METHODS.len() * STATUSES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            durations: (0..routes * STATUSES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+        }
+    }
+
+    /// Counts an answered request (indices from [`route_index`], [`method_index`],
+    /// [`status_index`]) and how long it took to its headers.
+    pub fn request(&self, route: usize, method: usize, status: usize, seconds: f64) {
+        let (r, m, s) = (route, method, status);
+        let counter = self.requests[(r * METHODS.len() + m) * STATUSES.len() + s].get_or_init(|| {
+            counter!(names::HTTP_REQUESTS, "route" => ROUTE_LABELS[r], "method" => METHODS[m], "status" => STATUSES[s])
+        });
+        counter.increment(1);
+        let duration = self.durations[r * STATUSES.len() + s].get_or_init(|| {
+            histogram!(names::HTTP_DURATION, "route" => ROUTE_LABELS[r], "status" => STATUSES[s])
+        });
+        duration.record(seconds);
+    }
+}
 
 /// Installs the Prometheus recorder once per process (`enabled` is read on the first call
 /// only: a process that started without metrics records none) and describes every metric;
@@ -61,7 +124,7 @@ pub fn install(enabled: bool) -> Option<PrometheusHandle> {
             let recorder = PrometheusBuilder::new()
                 .set_buckets(WAIT_BUCKETS)
                 .ok()?
-                .set_buckets_for_metric(Matcher::Full(names::HTTP_DURATION.into()), WAIT_BUCKETS)
+                .set_buckets_for_metric(Matcher::Full(names::HTTP_DURATION.into()), HTTP_BUCKETS)
                 .ok()?
                 .install_recorder();
             match recorder {
@@ -69,6 +132,8 @@ pub fn install(enabled: bool) -> Option<PrometheusHandle> {
                     describe();
                     metrics::gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"))
                         .set(1.0);
+                    let _ = HOT.set(Hot::new());
+                    register_known_labels();
                     Some(handle)
                 }
                 Err(err) => {
@@ -78,6 +143,23 @@ pub fn install(enabled: bool) -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// How often recorded histogram samples are folded into their buckets (the exporter keeps
+/// raw samples until then, so without it memory grows with every request between scrapes).
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds histogram samples every [`UPKEEP_EVERY`] until `shutdown`.
+pub fn spawn_upkeep(handle: PrometheusHandle, shutdown: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(UPKEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => handle.run_upkeep(),
+            }
+        }
+    });
 }
 
 fn describe() {
@@ -157,22 +239,37 @@ fn describe() {
     describe_gauge!(BUILD_INFO, "Build information (always 1)");
 }
 
-/// The route label of a request: axum's matched template, with the playback catch-all told
-/// apart by what it serves (never the token, never a file name).
-pub fn route_label(matched: Option<&str>, path: &str) -> &'static str {
-    match matched {
-        Some("/s/{token}/{*rest}") => playback_route(path),
-        Some(template) => ROUTES
-            .iter()
-            .find(|r| **r == template)
-            .copied()
-            .unwrap_or("other"),
-        None => "unmatched",
+/// Counters whose labels come from fixed lists, registered at 0 so a scrape shows them before
+/// anything happened.
+fn register_known_labels() {
+    for limit in LIMITS {
+        counter!(names::RATE_LIMITED, "limit" => *limit).increment(0);
     }
+    for reason in ["missing", "invalid", "refused", "expired"] {
+        counter!(names::AUTH_FAILURES, "reason" => reason).increment(0);
+    }
+    counter!(names::EVICTIONS).increment(0);
+    counter!(names::CONNECTIONS_REFUSED).increment(0);
 }
 
-/// Every template of the router (labels are chosen from here, so they stay bounded).
-const ROUTES: &[&str] = &[
+/// Every `limit` label of `magnetar_rate_limited_total`.
+pub const LIMITS: &[&str] = &[
+    "api",
+    "stream_creations",
+    "content",
+    "unauthenticated",
+    "auth_failures",
+    "auth_block",
+    "streams_per_user",
+    "streams_total",
+    "readers",
+    "disk_quota",
+    "disk_full",
+];
+
+/// Route labels: the router's templates, the playback catch-all told apart by what it serves
+/// (never the token, never a file name), and two for the rest.
+const ROUTE_LABELS: &[&str] = &[
     "/health",
     "/ready",
     "/metrics",
@@ -186,7 +283,40 @@ const ROUTES: &[&str] = &[
     "/api/v1/admin/streams",
     "/api/v1/admin/streams/{id}",
     "/api/v1/admin/stats",
+    "/s/{token}/probe",
+    "/s/{token}/play",
+    "/s/{token}/playlist.m3u",
+    "/s/{token}/subs/{id}",
+    "/s/{token}/hls/master.m3u8",
+    "/s/{token}/hls/subs/{name}",
+    "/s/{token}/hls/{rendition}/index.m3u8",
+    "/s/{token}/hls/{rendition}/init.mp4",
+    "/s/{token}/hls/{rendition}/{segment}",
+    "/s/{token}/{file}",
+    "other",
+    "unmatched",
 ];
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "other"];
+const STATUSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The route label of a request (see [`route_index`]).
+pub fn route_label(matched: Option<&str>, path: &str) -> &'static str {
+    ROUTE_LABELS[route_index(matched, path)]
+}
+
+/// The index of a request's route label: axum's matched template, with the playback
+/// catch-all told apart by what it serves.
+pub fn route_index(matched: Option<&str>, path: &str) -> usize {
+    let label = match matched {
+        Some("/s/{token}/{*rest}") => playback_route(path),
+        Some(template) => template,
+        None => "unmatched",
+    };
+    ROUTE_LABELS
+        .iter()
+        .position(|r| *r == label)
+        .unwrap_or(ROUTE_LABELS.len() - 2)
+}
 
 fn playback_route(path: &str) -> &'static str {
     let rest = path
@@ -211,15 +341,22 @@ fn playback_route(path: &str) -> &'static str {
     }
 }
 
+/// The index of a method's label.
+pub fn method_index(method: &str) -> usize {
+    METHODS
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHODS.len() - 1)
+}
+
+/// The index of a status code's class label.
+pub fn status_index(status: u16) -> usize {
+    usize::from((status / 100).clamp(1, 5)) - 1
+}
+
 /// `2xx`, `4xx`… for a status code.
 pub fn status_class(status: u16) -> &'static str {
-    match status / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        _ => "5xx",
-    }
+    STATUSES[status_index(status)]
 }
 
 #[cfg(test)]

@@ -81,11 +81,12 @@ impl BlockCache {
             })
             .await
             .map_err(|err| std::io::Error::new(err.kind(), err.to_string()));
-        let name = match loaded.load(std::sync::atomic::Ordering::Relaxed) {
-            true => crate::telemetry::names::CACHE_MISSES,
-            false => crate::telemetry::names::CACHE_HITS,
-        };
-        metrics::counter!(name).increment(1);
+        if let Some(hot) = crate::telemetry::hot() {
+            match loaded.load(std::sync::atomic::Ordering::Relaxed) {
+                true => hot.cache_misses.increment(1),
+                false => hot.cache_hits.increment(1),
+            }
+        }
         block
     }
 }

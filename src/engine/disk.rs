@@ -12,7 +12,6 @@ use std::{
 
 use bytes::Bytes;
 use futures::{stream::BoxStream, StreamExt};
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::blocks::{spans, BlockCache, BlockKey, BLOCK};
 
@@ -29,7 +28,7 @@ pub struct DiskFile {
     file: File,
     id: FileId,
     cache: Arc<BlockCache>,
-    _permit: OwnedSemaphorePermit,
+    _slot: super::reader::Slot,
 }
 
 impl DiskFile {
@@ -38,13 +37,13 @@ impl DiskFile {
         file: File,
         id: FileId,
         cache: Arc<BlockCache>,
-        permit: OwnedSemaphorePermit,
+        slot: super::reader::Slot,
     ) -> Self {
         Self {
             file,
             id,
             cache,
-            _permit: permit,
+            _slot: slot,
         }
     }
 
@@ -124,7 +123,8 @@ mod tests {
             index: 0,
             len,
         };
-        let file = DiskFile::new(File::open(path)?, id, cache.clone(), permit);
+        let slot = crate::engine::reader::Slot::new(permit, None);
+        let file = DiskFile::new(File::open(path)?, id, cache.clone(), slot);
         let mut chunks = file.chunks(start, count);
         let mut out = Vec::new();
         while let Some(bytes) = chunks.next().await {

@@ -3,17 +3,22 @@
 //! open capped readers, and report per-file progress. HTTP and stream bookkeeping live
 //! elsewhere; this module knows torrents, files and bytes.
 
+pub mod activity;
 pub mod bencode;
 pub mod blocks;
 pub mod disk;
 pub mod files;
+pub mod health;
+mod monitor;
 pub mod pins;
 pub mod quality;
+pub mod quota;
 pub mod reader;
 pub mod session;
 pub mod source;
 pub mod status;
 mod torrents;
+pub mod usage;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -46,6 +51,9 @@ pub enum EngineError {
     Busy,
     #[error("no data arrived from the swarm in time")]
     Stalled,
+    /// The disk quota or the disk itself has no room (the message says the sizes).
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error("engine: {0:#}")]
     Internal(anyhow::Error),
 }
@@ -73,6 +81,20 @@ impl TorrentMeta {
     pub fn file_offset(&self, index: usize) -> u64 {
         self.files.iter().take(index).map(|f| f.size).sum()
     }
+}
+
+/// What happened to a torrent, for the streams on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// Its data was removed to stay under the disk quota (`bytes` it held).
+    Evicted { info_hash: String, bytes: u64 },
+    /// librqbit stopped it (a full disk, or another error).
+    Failed {
+        info_hash: String,
+        condition: health::Condition,
+    },
+    /// It runs again after a failure.
+    Recovered { info_hash: String },
 }
 
 /// The engine in figures.
@@ -104,6 +126,10 @@ pub struct Engine {
     session: Arc<Session>,
     api: librqbit::Api,
     torrents: torrents::Torrents,
+    /// Players' readers per torrent (the disk quota evicts only what nobody reads).
+    activity: Arc<activity::Activity>,
+    health: Arc<health::Health>,
+    events: tokio::sync::broadcast::Sender<EngineEvent>,
     metas: moka::sync::Cache<String, Arc<TorrentMeta>>,
     /// Recently read blocks of complete files (`storage.read_cache_bytes`).
     blocks: Arc<blocks::BlockCache>,
@@ -122,10 +148,33 @@ impl Engine {
     pub async fn start(config: Arc<Config>, cancel: CancellationToken) -> anyhow::Result<Self> {
         std::fs::create_dir_all(config.storage.data_dir.join("torrents"))?;
         let session = session::build_session(&config, &cancel).await?;
+        let data_dir = &config.storage.data_dir;
+        let downloads = data_dir.join(session::DOWNLOADS_DIR);
+        std::fs::create_dir_all(&downloads)?;
+        let activity = Arc::new(activity::Activity::default());
+        let limit = quota::Quota::limit_for(config.storage.max_disk_bytes, &downloads);
+        let quota = quota::Quota::new(limit, activity.clone(), downloads.clone());
+        let measured = quota.measure();
+        tracing::info!(
+            quota = %usage::human(limit),
+            used = %usage::human(measured),
+            "disk quota for torrents"
+        );
+        let template = torrents::AddTemplate {
+            downloads,
+            session_dir: data_dir.join(session::SESSION_DIR),
+            peer_opts: session::peer_options(&config),
+            ratelimits: session::torrent_ratelimits(&config),
+        };
+        let events = tokio::sync::broadcast::channel(256).0;
+        let health = Arc::new(health::Health::default());
         Ok(Self {
             api: librqbit::Api::new(session.clone(), None),
             session,
-            torrents: torrents::Torrents::new(),
+            torrents: torrents::Torrents::new(template, quota, events.clone(), health.clone()),
+            activity,
+            health,
+            events,
             metas: moka::sync::Cache::new(4096),
             blocks: Arc::new(blocks::BlockCache::new(config.storage.read_cache_bytes)),
             readers: Arc::new(Semaphore::new(config.engine.max_readers)),
@@ -134,6 +183,22 @@ impl Engine {
             config,
             cancel,
         })
+    }
+
+    /// Starts the engine's housekeeping (disk quota, torrent health) until shutdown.
+    pub fn spawn_monitor(self: &Arc<Self>) {
+        monitor::spawn(Arc::downgrade(self), self.cancel.child_token());
+    }
+
+    /// A player's reader on the torrent waits for data: counted until the guard drops (the
+    /// engine looks for peers at once while it waits with none connected).
+    pub fn waiting(&self, info_hash: &str) -> activity::Waiting {
+        self.activity.waiting(info_hash)
+    }
+
+    /// What is wrong with a torrent, if anything (evicted, stopped by a full disk, failed).
+    pub fn condition(&self, info_hash: &str) -> Option<health::Condition> {
+        self.health.condition(info_hash)
     }
 
     /// The input limits from `[limits]`.
@@ -240,27 +305,34 @@ impl Engine {
             .join(format!("{info_hash}.torrent"))
     }
 
-    /// Starts (or shares) the torrent for `file` and pins the file's head and tail.
+    /// Starts (or shares) the torrent for `file` — once it fits the disk quota — and pins the
+    /// file's head and tail.
     pub async fn acquire(
         self: &Arc<Self>,
         meta: &Arc<TorrentMeta>,
         file: usize,
         peers: &[SocketAddr],
     ) -> Result<(), EngineError> {
-        let opts = torrents::AcquireOptions {
-            output_folder: self.download_folder(&meta.info_hash),
-            extra_peers: peers.to_vec(),
-            peer_opts: session::peer_options(&self.config),
-            ratelimits: session::torrent_ratelimits(&self.config),
-        };
-        let acquired = self
+        self.activity.touch(&meta.info_hash);
+        let started = self
             .torrents
-            .acquire(&self.session, meta, file, opts)
+            .acquire(&self.session, meta, file, peers)
             .await?;
-        if let Some((_, cancel)) = acquired {
+        if let Some(cancel) = started {
             self.pin_head_and_tail(meta, file, cancel);
         }
         Ok(())
+    }
+
+    /// What happens to torrents (evictions), for the streams on them.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// Remembers when a torrent was last played before a restart (least recently read goes
+    /// first when the disk quota needs room).
+    pub fn remember_play(&self, info_hash: &str, unix_secs: u64) {
+        self.activity.remember(info_hash, unix_secs);
     }
 
     /// Starts background readers over the file's head and tail; they hold pin slots (never
@@ -299,7 +371,8 @@ impl Engine {
             let (stop, wind_down) = (stop.child_token(), wind_down.clone());
             tokio::spawn(async move {
                 let deadline = engine.config.engine.metadata_timeout;
-                match engine.open_with(permit, &info_hash, file).await {
+                let slot = reader::Slot::new(permit, None);
+                match engine.open_with(slot, &info_hash, file).await {
                     Ok(reader) => pins::run(reader, steps, deadline, stop, wind_down).await,
                     Err(err) => tracing::debug!(error = %err, "cannot pin"),
                 }
@@ -311,20 +384,21 @@ impl Engine {
     pub async fn release(&self, meta: &TorrentMeta, file: usize) -> Result<(), EngineError> {
         let key = (meta.info_hash.clone(), file);
         self.pinning.lock().expect("pinning lock").remove(&key);
-        let delete = self
-            .config
-            .storage
-            .delete_data_on_release
-            .then(|| self.download_folder(&meta.info_hash));
+        let delete = self.config.storage.delete_data_on_release;
         let gone = self
             .torrents
-            .release(&self.session, meta, file, delete)
+            .release(&self.session, &meta.info_hash, file, delete)
             .await?;
         if gone {
             // Nobody can read this torrent's blocks again until it is added anew.
             self.blocks.forget(&meta.info_hash).await;
         }
         Ok(())
+    }
+
+    /// Whether the torrent's data was evicted (it comes back when played).
+    pub async fn evicted(&self, info_hash: &str) -> bool {
+        self.torrents.evicted(info_hash).await
     }
 
     /// The whole engine in figures (metrics, the admin summary).
@@ -347,12 +421,10 @@ impl Engine {
         self.blocks.usage().await
     }
 
-    fn download_folder(&self, info_hash: &str) -> PathBuf {
-        self.config
-            .storage
-            .data_dir
-            .join(session::DOWNLOADS_DIR)
-            .join(info_hash)
+    /// Bytes torrents occupy (as last measured) and the quota.
+    pub fn disk(&self) -> (u64, u64) {
+        let quota = &self.torrents.quota;
+        (quota.used(), quota.limit)
     }
 
     /// Opens a player's reader on a file of an active torrent, for reading from `start`,
@@ -360,11 +432,29 @@ impl Engine {
     /// steers now): at once, or after their current step for a reader at byte 0 (see [`pins`]).
     /// A file already complete on disk is read from there directly ([`disk`]).
     pub async fn open_reader(
-        &self,
+        self: &Arc<Self>,
         info_hash: &str,
         file: usize,
         start: u64,
     ) -> Result<Source, EngineError> {
+        if let Some(cancel) = self
+            .torrents
+            .ensure_active(&self.session, info_hash)
+            .await?
+        {
+            if let Some(meta) = self.known_meta(info_hash) {
+                self.pin_head_and_tail(&meta, file, cancel);
+            }
+        }
+        match self.health.condition(info_hash) {
+            Some(health::Condition::StorageFull(message)) => {
+                return Err(EngineError::InsufficientStorage(message))
+            }
+            Some(health::Condition::Failed(message)) => {
+                return Err(EngineError::Internal(anyhow::anyhow!(message)))
+            }
+            _ => {}
+        }
         self.end_pins(info_hash, file, start);
         let wait = self.config.engine.reader_wait;
         let permit = tokio::time::timeout(wait, self.readers.clone().acquire_owned())
@@ -375,10 +465,11 @@ impl Engine {
                 crate::limits::rate::refused("readers");
                 EngineError::Busy
             })?;
+        let slot = reader::Slot::new(permit, Some(self.activity.reading(info_hash)));
         if let Some((path, id)) = self.complete_file(info_hash, file) {
             match std::fs::File::open(&path) {
                 Ok(opened) => {
-                    let disk = disk::DiskFile::new(opened, id, self.blocks.clone(), permit);
+                    let disk = disk::DiskFile::new(opened, id, self.blocks.clone(), slot);
                     return Ok(Source::Disk(disk));
                 }
                 Err(err) => {
@@ -386,7 +477,7 @@ impl Engine {
                 }
             }
         }
-        self.open_with(permit, info_hash, file)
+        self.open_with(slot, info_hash, file)
             .await
             .map(Source::Swarm)
     }
@@ -423,7 +514,7 @@ impl Engine {
 
     async fn open_with(
         &self,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        slot: reader::Slot,
         info_hash: &str,
         file: usize,
     ) -> Result<TorrentReader, EngineError> {
@@ -433,7 +524,8 @@ impl Engine {
             .await
             .map_err(|_| EngineError::Stalled)?
             .map_err(EngineError::Internal)?;
-        Ok(TorrentReader::new(Box::new(stream), permit))
+        let failing = self.health.failing(info_hash);
+        Ok(TorrentReader::new(Box::new(stream), slot, failing))
     }
 
     pub(crate) fn handle(&self, info_hash: &str) -> Option<TorrentHandle> {
@@ -451,7 +543,9 @@ impl Engine {
 
     /// Live progress of one file.
     pub fn file_status(&self, meta: &TorrentMeta, file: usize) -> status::FileStatus {
-        status::file_status(&self.api, self.handle(&meta.info_hash).as_ref(), meta, file)
+        let hash = &meta.info_hash;
+        let condition = self.health.condition(hash);
+        status::file_status(&self.api, self.handle(hash).as_ref(), meta, file, condition)
     }
 
     /// Stops the session: torrents first (librqbit pauses each and lets its tasks end),

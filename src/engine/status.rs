@@ -6,7 +6,10 @@ use librqbit::TorrentStatsState;
 use super::TorrentHandle as ManagedTorrentHandle;
 use serde::Serialize;
 
-use super::TorrentMeta;
+use super::{
+    health::{classify, Condition},
+    TorrentMeta,
+};
 
 /// Where a file's torrent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,14 +34,19 @@ pub struct FileStatus {
     pub peers: u32,
     /// Half-open `[start, end)` byte ranges of the file that are downloaded and verified.
     pub buffered: Vec<[u64; 2]>,
+    /// What is wrong with the torrent, if anything (evicted, stopped by a full disk, failed).
+    #[serde(skip)]
+    pub condition: Option<Condition>,
 }
 
-/// Reads the status of `file` from the torrent's handle (absent → initializing, nothing).
+/// Reads the status of `file` from the torrent's handle (absent → initializing, nothing;
+/// evicted → paused, nothing) and what the engine knows is wrong with it (`condition`).
 pub fn file_status(
     api: &librqbit::Api,
     handle: Option<&ManagedTorrentHandle>,
     meta: &TorrentMeta,
     file: usize,
+    condition: Option<Condition>,
 ) -> FileStatus {
     let total = meta.file(file).map(|f| f.size).unwrap_or(0);
     let mut status = FileStatus {
@@ -48,7 +56,12 @@ pub fn file_status(
         download_bps: 0,
         peers: 0,
         buffered: Vec::new(),
+        condition,
     };
+    if status.condition == Some(Condition::Evicted) {
+        status.state = TorrentState::Paused;
+        return status;
+    }
     let Some(handle) = handle else {
         return status;
     };
@@ -57,6 +70,12 @@ pub fn file_status(
     if let Some(live) = &stats.live {
         status.download_bps = (live.download_speed.mbps * 1024.0 * 1024.0) as u64;
         status.peers = live.snapshot.peer_stats.live;
+    }
+    if matches!(stats.state, TorrentStatsState::Error) {
+        // librqbit's word is first: the engine's monitor may not have looked yet.
+        let known = status.condition.take().filter(|c| *c != Condition::Evicted);
+        let error = stats.error.as_deref().unwrap_or("");
+        status.condition = Some(known.unwrap_or_else(|| classify(error)));
     }
     status.state = match stats.state {
         TorrentStatsState::Initializing { .. } => TorrentState::Initializing,

@@ -19,7 +19,7 @@ use crate::{
     engine::reader::Source,
     limits::egress::{paced, Pacer},
     streams::stats::LiveStats,
-    telemetry::names,
+    telemetry,
 };
 
 /// Bytes per chunk read from the torrent.
@@ -44,20 +44,54 @@ pub struct BodyTiming {
 
 /// Measures a body as it is read: the wait for each chunk and for the first one, the bytes,
 /// into the server's metrics and (for a player, not the server's own tools) the stream's
-/// counters.
+/// counters; and a player's waits, as they happen ([`Waits`]).
 #[derive(Clone)]
 pub struct Observer {
     pub requested_at: Instant,
     pub stream: Option<Arc<LiveStats>>,
+    pub waits: Option<Waits>,
 }
 
+/// Where a player's body reports its waits: the engine (which looks for peers at once while a
+/// reader waits with none connected) and the stream's owner (events).
+#[derive(Clone)]
+pub struct Waits {
+    pub engine: Arc<crate::engine::Engine>,
+    pub info_hash: String,
+    pub notify: Arc<dyn Fn(Wait) + Send + Sync>,
+}
+
+/// What a player's body went through.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Wait {
+    /// A chunk came, after this long (reported when longer than [`UNDERRUN_AFTER`]).
+    Underrun(Duration),
+    /// No data for [`STALL_AFTER`].
+    Stalled,
+    /// Data flows (reported for every chunk; the receiver tells a recovery apart).
+    Flowing,
+}
+
+/// A player's read that waits longer than this is an underrun (its buffer runs dry).
+pub const UNDERRUN_AFTER: Duration = Duration::from_secs(1);
+/// A read with no data this long is a stall (reported while it lasts).
+pub const STALL_AFTER: Duration = Duration::from_secs(5);
+
 impl Observer {
-    fn chunk(&self, waited: Duration, bytes: usize, first: bool) {
-        metrics::histogram!(names::READER_WAIT).record(waited.as_secs_f64());
-        metrics::counter!(names::SERVED_BYTES).increment(bytes as u64);
+    fn chunk(&self, waited: Duration, bytes: usize, first: bool, swarm: bool) {
+        let hot = telemetry::hot();
+        if let Some(hot) = hot {
+            // A read from a complete file on disk waits for no piece.
+            if swarm {
+                hot.reader_wait.record(waited.as_secs_f64());
+            }
+            hot.served_bytes.increment(bytes as u64);
+        }
         if first {
             let since = self.requested_at.elapsed();
-            metrics::histogram!(names::FIRST_BYTE).record(since.as_secs_f64());
+            if let Some(hot) = hot {
+                hot.first_byte.record(since.as_secs_f64());
+            }
             if let Some(stream) = &self.stream {
                 stream.first_byte(since);
             }
@@ -65,13 +99,23 @@ impl Observer {
         if let Some(stream) = &self.stream {
             stream.bytes(bytes as u64);
         }
+        if let Some(waits) = &self.waits {
+            if waited > UNDERRUN_AFTER {
+                (waits.notify)(Wait::Underrun(waited));
+            }
+            if bytes > 0 {
+                (waits.notify)(Wait::Flowing);
+            }
+        }
     }
 
     /// A whole response of `bytes` (an HLS segment) is ready to go.
     pub fn served(&self, bytes: u64) {
-        metrics::counter!(names::SERVED_BYTES).increment(bytes);
         let since = self.requested_at.elapsed();
-        metrics::histogram!(names::FIRST_BYTE).record(since.as_secs_f64());
+        if let Some(hot) = telemetry::hot() {
+            hot.served_bytes.increment(bytes);
+            hot.first_byte.record(since.as_secs_f64());
+        }
         if let Some(stream) = &self.stream {
             stream.first_byte(since);
             stream.bytes(bytes);
@@ -80,25 +124,48 @@ impl Observer {
 
     /// A body ended (or never started) for lack of data.
     pub fn stalled(&self) {
-        metrics::counter!(names::STALLS).increment(1);
-        if let Some(stream) = &self.stream {
-            stream.stall();
+        if let Some(hot) = telemetry::hot() {
+            hot.stalls.increment(1);
         }
+    }
+
+    /// The next chunk of `chunks`; a player's wait past a moment is registered with the engine
+    /// (it looks for peers), and one past [`STALL_AFTER`] reported as a stall.
+    async fn next<S>(&self, chunks: &mut S) -> Option<std::io::Result<Bytes>>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+    {
+        let Some(waits) = &self.waits else {
+            return chunks.next().await;
+        };
+        let next = chunks.next();
+        tokio::pin!(next);
+        if let Ok(item) = tokio::time::timeout(UNDERRUN_AFTER, &mut next).await {
+            return item;
+        }
+        let _waiting = waits.engine.waiting(&waits.info_hash);
+        if let Ok(item) = tokio::time::timeout(STALL_AFTER - UNDERRUN_AFTER, &mut next).await {
+            return item;
+        }
+        (waits.notify)(Wait::Stalled);
+        next.await
     }
 }
 
-/// `chunks`, each measured by `observer` as it is read.
+/// `chunks`, each measured by `observer` as it is read (`swarm`: read from the torrent, not
+/// from a complete file on disk).
 fn observed(
     chunks: BoxStream<'static, std::io::Result<Bytes>>,
     observer: Observer,
+    swarm: bool,
 ) -> BoxStream<'static, std::io::Result<Bytes>> {
     futures::stream::unfold(
         (chunks, observer, true),
-        |(mut chunks, observer, first)| async move {
+        move |(mut chunks, observer, first)| async move {
             let asked = Instant::now();
-            let next = chunks.next().await?;
+            let next = observer.next(&mut chunks).await?;
             let bytes = next.as_ref().map_or(0, Bytes::len);
-            observer.chunk(asked.elapsed(), bytes, first && bytes > 0);
+            observer.chunk(asked.elapsed(), bytes, first && bytes > 0, swarm);
             Some((next, (chunks, observer, first && bytes == 0)))
         },
     )
@@ -124,6 +191,7 @@ pub async fn torrent_body(
     observer: Observer,
     shutdown: CancellationToken,
 ) -> Result<Body, BodyError> {
+    let swarm = matches!(source, Source::Swarm(_));
     let chunks: BoxStream<'static, std::io::Result<Bytes>> = match source {
         Source::Swarm(mut reader) => {
             reader.seek_to(start).await?;
@@ -131,7 +199,7 @@ pub async fn torrent_body(
         }
         Source::Disk(file) => file.chunks(start, len),
     };
-    let mut chunks = observed(chunks, observer.clone());
+    let mut chunks = observed(chunks, observer.clone(), swarm);
     let early = next_within(&mut chunks, timing.first_byte_wait, &shutdown).await;
     let first = match early {
         Some(first) => first,

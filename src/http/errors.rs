@@ -21,6 +21,7 @@ pub fn engine_code(err: &EngineError) -> ErrorCode {
         EngineError::NotActive => ErrorCode::StreamNotFound,
         EngineError::Busy => ErrorCode::RateLimited,
         EngineError::Stalled => ErrorCode::StreamStalled,
+        EngineError::InsufficientStorage(_) => ErrorCode::InsufficientStorage,
         EngineError::Internal(_) => ErrorCode::Internal,
     }
 }

@@ -14,52 +14,42 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge};
 
 use super::{extract::ClientIp, AppState};
 use crate::{
     auth::{Caller, Role},
     error::{AppError, ErrorCode},
     limits::client_ip::TrustedProxies,
-    telemetry::{names, route_label, status_class},
+    telemetry::{self, names},
 };
 
 /// Counts the request and times it to its response headers, by route template.
 pub async fn count_requests(request: Request, next: Next) -> Response {
+    let Some(hot) = telemetry::hot() else {
+        return next.run(request).await;
+    };
     let started = Instant::now();
-    let route = route_label(
+    let route = telemetry::route_index(
         request
             .extensions()
             .get::<MatchedPath>()
             .map(MatchedPath::as_str),
         request.uri().path(),
     );
-    let method = method_label(request.method());
+    let method = telemetry::method_index(request.method().as_str());
     let response = next.run(request).await;
-    let status = status_class(response.status().as_u16());
-    counter!(names::HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
-        .increment(1);
-    histogram!(names::HTTP_DURATION, "route" => route, "status" => status)
-        .record(started.elapsed().as_secs_f64());
+    let status = telemetry::status_index(response.status().as_u16());
+    hot.request(route, method, status, started.elapsed().as_secs_f64());
     response
 }
 
 /// Counts a request no route matched (the fallbacks run outside the routes' layer).
 pub fn count_unmatched(status: u16) {
-    let status = status_class(status);
-    counter!(names::HTTP_REQUESTS, "route" => "unmatched", "method" => "other", "status" => status)
-        .increment(1);
-}
-
-fn method_label(method: &axum::http::Method) -> &'static str {
-    match method.as_str() {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "OPTIONS" => "OPTIONS",
-        _ => "other",
+    if let Some(hot) = telemetry::hot() {
+        let route = telemetry::route_index(None, "");
+        let method = telemetry::method_index("other");
+        hot.request(route, method, telemetry::status_index(status), 0.0);
     }
 }
 

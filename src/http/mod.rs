@@ -55,6 +55,10 @@ pub struct AppState {
     pub metrics_allow: crate::limits::client_ip::TrustedProxies,
     /// Process figures (CPU, memory, descriptors) for `/metrics`.
     pub process_metrics: Arc<metrics_process::Collector>,
+    /// Every open connection (the admin summary counts them).
+    pub connections: Arc<admission::Connections>,
+    /// When the server started.
+    pub started: std::time::Instant,
     pub config: Arc<Config>,
     pub shutdown: CancellationToken,
 }
@@ -79,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(events::events))
         .route("/api/v1/admin/streams", get(admin::list_streams))
         .route("/api/v1/admin/streams/{id}", delete(admin::delete_stream))
+        .route("/api/v1/admin/stats", get(admin::stats))
         .route(
             "/s/{token}/{*rest}",
             get(playback::playback).head(playback::playback),

@@ -10,7 +10,7 @@ use axum::{
 };
 
 use super::{
-    body::{torrent_body, BodyError, BodyTiming, Observer},
+    body::{torrent_body, BodyError, BodyTiming, Observer, Wait, Waits},
     extract::{count_refusal, limited, ClientIp, PathParam},
     range::{decide, RangeDecision},
     AppState,
@@ -51,6 +51,7 @@ pub async fn playback(
     let observer = Observer {
         requested_at,
         stream: (!internal).then(|| playable.stats.clone()),
+        waits: (!internal).then(|| waits(&state, &playable)),
     };
     let (record, meta, file) = (&playable.record, &*playable.meta, playable.file);
     match rest.as_str() {
@@ -86,6 +87,41 @@ pub async fn playback(
             };
             serve_file(&state, &method, &headers, file).await
         }
+    }
+}
+
+/// How a player's body reports its waits: the engine counts it as waiting (it looks for
+/// peers), the stream's owner hears of underruns, stalls and recoveries.
+fn waits(state: &AppState, playable: &crate::streams::Playable) -> Waits {
+    let (streams, user, id) = (
+        state.streams.clone(),
+        playable.record.user.clone(),
+        playable.record.id.clone(),
+    );
+    let stats = playable.stats.clone();
+    Waits {
+        engine: state.streams.engine().clone(),
+        info_hash: playable.meta.info_hash.clone(),
+        notify: std::sync::Arc::new(move |wait| {
+            let events = streams.events();
+            match wait {
+                Wait::Underrun(waited) => {
+                    let mut detail = serde_json::Map::new();
+                    detail.insert("waited_ms".into(), (waited.as_millis() as u64).into());
+                    events.emit_with(&user, &id, "playback.underrun", None, detail);
+                }
+                Wait::Stalled => {
+                    if stats.stall() {
+                        events.emit(&user, &id, "stream.stalled", Some("STREAM_STALLED"));
+                    }
+                }
+                Wait::Flowing => {
+                    if stats.flowing() {
+                        events.emit(&user, &id, "stream.resumed", None);
+                    }
+                }
+            }
+        }),
     }
 }
 
@@ -196,16 +232,11 @@ async fn open_body(
     )
     .await
     .map_err(|err| match err {
-        BodyError::Stalled => {
-            let code = Some("STREAM_STALLED");
-            let events = state.streams.events();
-            events.emit(&record.user, &record.id, "stream.stalled", code);
-            AppError::new(
-                ErrorCode::StreamStalled,
-                "no data arrived from the swarm in time; retry",
-            )
-            .retry_after(1)
-        }
+        BodyError::Stalled => AppError::new(
+            ErrorCode::StreamStalled,
+            "no data arrived from the swarm in time; retry",
+        )
+        .retry_after(1),
         BodyError::Io(err) => AppError::internal(err),
     })
 }

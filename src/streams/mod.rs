@@ -10,6 +10,7 @@ pub mod record;
 mod resolve;
 pub mod stats;
 pub mod store;
+mod upkeep;
 pub mod view;
 
 pub use playback::{Playable, PlaybackError};
@@ -76,6 +77,8 @@ pub struct StreamSnapshot {
     pub record: StreamRecord,
     pub phase: Phase,
     pub stats: store::StreamStats,
+    /// A player waits for data the swarm does not send (since [`stats::LiveStats::stall`]).
+    pub stalled: bool,
 }
 
 /// The registry in figures.
@@ -85,6 +88,32 @@ pub struct StreamFigures {
     pub ready: usize,
     pub failed: usize,
     pub users: usize,
+}
+
+/// Why a stream stopped (the `reason` of `stream.stopped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Its owner deleted it.
+    Deleted,
+    /// An admin deleted it.
+    ByAdmin,
+    /// Nobody played it for `storage.stream_idle_ttl`.
+    Idle,
+    /// It failed while its creation waited; or it had failed and is being created again.
+    Failed,
+    Retried,
+}
+
+impl Stopped {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stopped::Deleted => "deleted",
+            Stopped::ByAdmin => "admin",
+            Stopped::Idle => "idle",
+            Stopped::Failed => "failed",
+            Stopped::Retried => "retried",
+        }
+    }
 }
 
 /// How `create` ended.
@@ -109,6 +138,8 @@ pub struct Streams {
     keys: Arc<PlaybackKeys>,
     entries: Mutex<HashMap<String, Entry>>,
     store: Arc<dyn store::Store>,
+    /// Where the registry lives (a full disk there is reported with what is free).
+    data_dir: std::path::PathBuf,
     metadata_wait: Duration,
     metadata_timeout: Duration,
     quotas: Quotas,
@@ -130,6 +161,7 @@ impl Streams {
             keys,
             entries: Mutex::new(HashMap::new()),
             store: Arc::new(store),
+            data_dir: config.storage.data_dir.clone(),
             metadata_wait: config.engine.metadata_wait,
             metadata_timeout: config.engine.metadata_timeout,
             quotas: Quotas {
@@ -142,6 +174,8 @@ impl Streams {
         for stored in stored {
             let live = Arc::new(stats::LiveStats::from_stored(&stored.stats));
             let record = stored.record;
+            let played = record.last_played_at.unwrap_or(record.created_at);
+            streams.engine.remember_play(&record.info_hash, played);
             let limits = streams.engine.limits();
             match parse_stored_magnet(&record.magnet, &limits) {
                 Ok(mut source) => {
@@ -183,7 +217,7 @@ impl Streams {
                 return Ok((existing, Created::Existing));
             }
             // Asking again after a failure is a retry.
-            self.forget(&existing.record.id).await;
+            self.forget(&existing.record.id, Stopped::Retried).await;
         }
         let id = record::new_stream_id();
         let token = self.keys.issue(user, &id).map_err(|_| StreamError::Token)?;
@@ -210,7 +244,7 @@ impl Streams {
         let started = self.register(record.clone(), live, Some(self.quotas))?;
         if let Err(err) = self.store.insert(&record).await {
             self.entries.lock().expect("streams lock").remove(&id);
-            return Err(err.into());
+            return Err(self.store_error(err));
         }
         let mut phase = started.phase.clone();
         self.spawn_resolve(started, source);
@@ -221,7 +255,7 @@ impl Streams {
         );
         let settled = wait.await.ok().and_then(|r| r.ok()).map(|p| p.clone());
         if let Some(Phase::Failed(failure)) = settled {
-            self.forget(&id).await;
+            self.forget(&id, Stopped::Failed).await;
             return Err(StreamError::Failed(failure));
         }
         let snapshot = self.snapshot(user, &id)?;
@@ -247,6 +281,7 @@ impl Streams {
                 record: e.record.clone(),
                 phase: e.phase.borrow().clone(),
                 stats: e.stats.snapshot(),
+                stalled: e.stats.is_stalled(),
             })
     }
 
@@ -309,6 +344,7 @@ impl Streams {
             record: entry.record.clone(),
             phase,
             stats: entry.stats.snapshot(),
+            stalled: entry.stats.is_stalled(),
         })
     }
 
@@ -359,7 +395,7 @@ impl Streams {
             entries.get(id).map(|e| e.record.user.clone())
         };
         let owner = owner.ok_or(StreamError::NotFound)?;
-        self.forget(id).await;
+        self.forget(id, Stopped::ByAdmin).await;
         Ok(owner)
     }
 
@@ -393,22 +429,21 @@ impl Streams {
     #[tracing::instrument(skip(self))]
     pub async fn delete(&self, user: &str, id: &str) -> Result<(), StreamError> {
         self.snapshot(user, id)?;
-        self.forget(id).await;
+        self.forget(id, Stopped::Deleted).await;
         Ok(())
     }
 
-    async fn forget(&self, id: &str) {
+    pub(super) async fn forget(&self, id: &str, why: Stopped) {
         let removed = self.entries.lock().expect("streams lock").remove(id);
         let Some(entry) = removed else { return };
         entry.cancel.cancel();
-        if let Err(err) = self.store.delete(id).await {
-            tracing::error!(stream = %id, error = %err, "cannot delete the stream from the registry");
-        }
+        let deleted = self.store.delete(id).await;
         let served = entry.stats.snapshot();
         let mut detail = serde_json::Map::new();
         let lived = now_secs().saturating_sub(entry.record.created_at);
         detail.insert("duration_seconds".into(), lived.into());
         detail.insert("bytes_served".into(), served.bytes_served.into());
+        detail.insert("reason".into(), why.as_str().into());
         self.events
             .emit_with(&entry.record.user, id, "stream.stopped", None, detail);
         let phase = entry.phase.borrow().clone();
@@ -416,6 +451,27 @@ impl Streams {
             if let Err(err) = self.engine.release(&meta, file).await {
                 tracing::warn!(stream = %id, error = %err, "release failed");
             }
+        }
+        // On a full disk the registry may not write until the stream's data is gone.
+        if deleted.is_err() {
+            if let Err(err) = self.store.delete(id).await {
+                tracing::error!(stream = %id, error = %err, "cannot delete the stream from the registry");
+            }
+        }
+    }
+
+    /// A registry error for the API: a full disk says what is free.
+    fn store_error(&self, err: store::StoreError) -> StreamError {
+        match err {
+            store::StoreError::Full => {
+                let free = crate::engine::usage::available(&self.data_dir).unwrap_or(0);
+                let message = format!(
+                    "the server's disk is full ({} free); try again once there is room",
+                    crate::engine::usage::human(free)
+                );
+                StreamError::Engine(EngineError::InsufficientStorage(message))
+            }
+            other => StreamError::Store(other),
         }
     }
 

@@ -31,6 +31,8 @@ pub struct LiveStats {
     last_request: Mutex<Option<Instant>>,
     /// Changed since the last write to the registry.
     dirty: AtomicBool,
+    /// A player is stalled (reported once, until data flows again).
+    stalled: AtomicBool,
 }
 
 impl LiveStats {
@@ -67,9 +69,24 @@ impl LiveStats {
         self.dirty.store(true, Ordering::Relaxed);
     }
 
-    pub fn stall(&self) {
+    /// A player waits with no data: counted (and `true`) once per stall, until data flows.
+    pub fn stall(&self) -> bool {
+        if self.stalled.swap(true, Ordering::Relaxed) {
+            return false;
+        }
         self.stalls.fetch_add(1, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Data flows to a player: `true` when that ends a stall.
+    pub fn flowing(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed) && self.stalled.swap(false, Ordering::Relaxed)
+    }
+
+    /// Whether a player is stalled now.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
     }
 
     /// The first byte of a request came after `waited`; the first such time is kept.
@@ -137,7 +154,10 @@ mod tests {
         stats.bytes(1000);
         stats.first_byte(Duration::from_millis(120));
         stats.first_byte(Duration::from_millis(5));
-        stats.stall();
+        assert!(stats.stall());
+        assert!(!stats.stall(), "one stall until data flows");
+        assert!(stats.flowing());
+        assert!(!stats.flowing());
         let changed = stats.take_changed().expect("changed");
         assert_eq!(
             changed,

@@ -7,6 +7,7 @@ use super::{record::Failure, Phase, StreamSnapshot};
 use crate::{
     engine::{
         files::mime_for,
+        health::Condition,
         quality::{parse_quality, Quality},
         source::TorrentFile,
         status::{FileStatus, TorrentState},
@@ -54,6 +55,9 @@ pub struct ProgressView {
     pub download_bps: u64,
     pub peers: u32,
     pub buffered: Vec<[u64; 2]>,
+    /// A player waits for data the swarm does not send (`stream.stalled` was sent; cleared
+    /// with `stream.resumed`).
+    pub stalled: bool,
 }
 
 /// Playback URLs (relative unless `server.public_url` is set).
@@ -96,6 +100,12 @@ pub fn render(
         Phase::Resolving => (None, None),
     };
     let chosen = meta.zip(record.file_index).and_then(|(m, i)| m.file(i));
+    // A torrent the engine stopped (a full disk, another error) is this stream's error too.
+    let failure = failure.or_else(|| {
+        status
+            .filter(|s| s.state == TorrentState::Error)
+            .and_then(engine_failure)
+    });
     let state = match (&snapshot.phase, status.map(|s| s.state)) {
         (Phase::Resolving, _) => "resolving",
         (Phase::Failed(_), _) | (_, Some(TorrentState::Error)) => "error",
@@ -117,7 +127,10 @@ pub fn render(
             quality: parse_quality(&f.path),
         }),
         files: meta.map(|m| m.files.clone()).unwrap_or_default(),
-        progress: status.map(progress).unwrap_or_default(),
+        progress: ProgressView {
+            stalled: snapshot.stalled,
+            ..status.map(progress).unwrap_or_default()
+        },
         urls: UrlsView {
             direct: chosen.map(|f| format!("{prefix}/{}", url_file_name(&f.path))),
             play: format!("{prefix}/play"),
@@ -155,6 +168,19 @@ fn subtitle_views(
         .collect()
 }
 
+/// The error a torrent's condition means for its streams.
+fn engine_failure(status: &FileStatus) -> Option<Failure> {
+    let (code, message) = match status.condition.as_ref()? {
+        Condition::StorageFull(message) => ("INSUFFICIENT_STORAGE", message),
+        Condition::Failed(message) => ("INTERNAL", message),
+        Condition::Evicted => return None,
+    };
+    Some(Failure {
+        code: code.into(),
+        message: message.clone(),
+    })
+}
+
 fn progress(status: &FileStatus) -> ProgressView {
     ProgressView {
         bytes: status.bytes,
@@ -162,6 +188,7 @@ fn progress(status: &FileStatus) -> ProgressView {
         download_bps: status.download_bps,
         peers: status.peers,
         buffered: status.buffered.clone(),
+        stalled: false,
     }
 }
 

@@ -168,3 +168,52 @@ async fn metrics_are_for_allowed_networks_or_admins_only() {
     assert_eq!(status, StatusCode::NOT_FOUND, "turned off");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_summary_counts_users_streams_disk_and_cache() {
+    let root = tempfile::tempdir().unwrap();
+    let film = pattern(3 << 20, 8);
+    let dir = write_tree(root.path(), "Film", &[("film.mkv", film.clone())]);
+    let (_seeder, seeded) = seed(&dir, None).await;
+    let server = TestServer::start_with(&root.path().join("data"), |c| {
+        c.storage.max_disk_bytes = 1 << 30;
+    })
+    .await;
+    let stream = server.stream_of("alice", &seeded.magnet).await;
+    server.stream_of("bob", &seeded.magnet).await;
+    let (_, _, body) = fetch(&server.direct(&stream), None).await;
+    assert!(body == film);
+    server
+        .wait_state("alice", stream["id"].as_str().unwrap(), "ready", 30)
+        .await;
+    fetch(&server.direct(&stream), None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+
+    let admin = magnetar::api_keys(&server.config)
+        .unwrap()
+        .issue("root", Role::Admin, std::time::Duration::from_secs(60))
+        .unwrap();
+    let response = client()
+        .get(server.url("/api/v1/admin/stats"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let (status, stats) = json_of(response).await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["users"], 2, "{stats}");
+    assert_eq!(stats["streams"]["ready"], 2, "{stats}");
+    assert_eq!(stats["engine"]["torrents"], 1, "{stats}");
+    assert_eq!(stats["disk"]["quota_bytes"], 1u64 << 30);
+    let used = stats["disk"]["used_bytes"].as_u64().unwrap();
+    assert!((3 << 20..4 << 20).contains(&used), "{stats}");
+    assert!(
+        stats["read_cache"]["bytes"].as_u64().unwrap() >= 3 << 20,
+        "{stats}"
+    );
+    assert!(stats["connections"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["hls"]["max_transcodes"].as_u64().is_some(), "{stats}");
+    let (status, body) = server.get_api("alice", "/api/v1/admin/stats").await;
+    assert_error(status, &body, 403, "FORBIDDEN");
+    server.stop().await;
+}

@@ -15,6 +15,8 @@ pub struct ServerProcess {
     pub data: PathBuf,
     child: Child,
     log: PathBuf,
+    /// The API secret when given (a tmpfs data folder is not visible from here).
+    jwt_secret: Option<String>,
 }
 
 /// The command for `magnetar serve` on `data` with `env` added (`MAGNETAR__…` pairs).
@@ -48,15 +50,52 @@ pub fn free_port() -> u16 {
 impl ServerProcess {
     /// Starts `magnetar serve` on `data` and waits (bounded) for `/health`.
     pub async fn start(data: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_wrapped(data, env, None).await
+    }
+
+    /// Starts `magnetar serve` with `data` on a tmpfs of `size` (e.g. `48m`) mounted in a mount
+    /// namespace of its own (`unshare -m`, root only): the mount goes with the process. `env`
+    /// must set `MAGNETAR__AUTH__JWT_SECRET` (the generated one would be out of sight).
+    pub async fn start_on_tmpfs(data: &Path, size: &str, env: &[(&str, &str)]) -> Self {
+        require_tool("unshare", "util-linux");
+        Self::start_wrapped(data, env, Some(size)).await
+    }
+
+    async fn start_wrapped(data: &Path, env: &[(&str, &str)], tmpfs: Option<&str>) -> Self {
         let port = free_port();
         std::fs::create_dir_all(data).unwrap();
         let log = data.with_extension(format!("log.{port}"));
-        let child = serve_command(data, port, env, &log).spawn().unwrap();
+        let mut command = serve_command(data, port, env, &log);
+        if let Some(size) = tmpfs {
+            let inner = command;
+            command = Command::new("unshare");
+            command.args(["-m", "--propagation", "private", "sh", "-c"]);
+            command.arg(format!(
+                "mount -t tmpfs -o size={size} tmpfs \"$1\" && exec \"$0\" serve"
+            ));
+            command.arg(inner.get_program()).arg(data);
+            for (key, value) in inner.get_envs() {
+                match value {
+                    Some(value) => command.env(key, value),
+                    None => command.env_remove(key),
+                };
+            }
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap());
+        }
+        let child = command.spawn().unwrap();
+        let jwt_secret = env
+            .iter()
+            .find(|(key, _)| *key == "MAGNETAR__AUTH__JWT_SECRET")
+            .map(|(_, value)| value.to_string());
         let mut server = Self {
             base: format!("http://127.0.0.1:{port}"),
             data: data.to_owned(),
             child,
             log,
+            jwt_secret,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -79,7 +118,10 @@ impl ServerProcess {
 
     /// An API token for `user`, signed with the secret the server generated.
     pub fn token(&self, user: &str) -> String {
-        let config = test_config(&self.data);
+        let mut config = test_config(&self.data);
+        if let Some(secret) = &self.jwt_secret {
+            config.auth.jwt_secret = secret.clone();
+        }
         magnetar::api_keys(&config)
             .unwrap()
             .issue(user, magnetar::auth::Role::User, Duration::from_secs(3600))
@@ -93,6 +135,16 @@ impl ServerProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Runs `program args…` in the server's mount namespace (sees its tmpfs); root only.
+    pub fn in_namespace(&self, program: &str, args: &[&str]) -> std::process::Output {
+        require_tool("nsenter", "util-linux");
+        Command::new("nsenter")
+            .args(["-t", &self.child.id().to_string(), "-m", "--", program])
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// kill -9, and waits for the process to be gone.

@@ -23,10 +23,16 @@ struct DiskFlushRequest {
 pub struct DiskBackedBitV {
     bv: BitBox<u8, Msb0>,
     flush_tx: tokio::sync::mpsc::UnboundedSender<DiskFlushRequest>,
+    // magnetar patch: changed since the last flush request (a drop after a flush, as on
+    // pause, has nothing to send; at process exit the flusher may already be gone).
+    dirty: bool,
 }
 
 impl Drop for DiskBackedBitV {
     fn drop(&mut self) {
+        if !self.dirty {
+            return;
+        }
         if self
             .flush_tx
             .send(DiskFlushRequest {
@@ -98,7 +104,11 @@ impl DiskBackedBitV {
                 Ok::<_, anyhow::Error>(())
             },
         );
-        Ok(Self { bv, flush_tx: tx })
+        Ok(Self {
+            bv,
+            flush_tx: tx,
+            dirty: false,
+        })
     }
 }
 
@@ -131,6 +141,7 @@ impl BitV for DiskBackedBitV {
     }
 
     fn as_slice_mut(&mut self) -> &mut BitSlice<u8, Msb0> {
+        self.dirty = true;
         self.bv.as_mut_bitslice()
     }
 
@@ -142,7 +153,9 @@ impl BitV for DiskBackedBitV {
         let req = DiskFlushRequest {
             snapshot: self.bv.clone(),
         };
-        self.flush_tx.send(req).context("flusher task is dead")
+        self.flush_tx.send(req).context("flusher task is dead")?;
+        self.dirty = false;
+        Ok(())
     }
 
     fn into_dyn(self) -> Box<dyn BitV> {

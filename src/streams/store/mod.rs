@@ -40,6 +40,8 @@ pub enum StoreError {
     Legacy { path: PathBuf, reason: String },
     #[error("the stream registry did not answer in time")]
     Timeout,
+    #[error("the disk holding the stream registry is full")]
+    Full,
     #[error("stream registry: {0}")]
     Query(String),
 }

@@ -107,7 +107,14 @@ async fn bounded<T, E: std::fmt::Display>(
     work: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(STATEMENT_TIMEOUT, work).await {
-        Ok(result) => result.map_err(|e| StoreError::Query(e.to_string())),
+        Ok(result) => result.map_err(|e| {
+            let text = e.to_string();
+            // SQLITE_FULL: "database or disk is full".
+            match text.contains("disk is full") {
+                true => StoreError::Full,
+                false => StoreError::Query(text),
+            }
+        }),
         Err(_) => Err(StoreError::Timeout),
     }
 }

@@ -1,0 +1,143 @@
+//! What the registry does on its own: tells each stream's owner what happened to its torrent
+//! (`storage.evicted`, `stream.error`, `stream.resumed`), and releases streams nobody played
+//! for `storage.stream_idle_ttl`.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::Streams;
+use crate::{
+    auth::now_secs,
+    engine::{health::Condition, EngineEvent},
+};
+
+/// How often idle streams are looked for (at most; twice per time-to-live when shorter).
+const IDLE_SWEEP: Duration = Duration::from_secs(60);
+
+impl Streams {
+    /// Relays the engine's torrent events to the owners of the streams on each torrent.
+    pub fn spawn_engine_events(self: &Arc<Self>, shutdown: CancellationToken) {
+        let mut events = self.engine.events();
+        let streams = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    event = events.recv() => event,
+                };
+                let event = match event {
+                    Ok(event) => event,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                };
+                let Some(streams) = streams.upgrade() else {
+                    return;
+                };
+                streams.relay(&event);
+            }
+        });
+    }
+
+    fn relay(&self, event: &EngineEvent) {
+        let (info_hash, kind, code, detail) = match event {
+            EngineEvent::Evicted { info_hash, bytes } => {
+                let mut detail = serde_json::Map::new();
+                detail.insert("bytes".into(), (*bytes).into());
+                (info_hash, "storage.evicted", None, detail)
+            }
+            EngineEvent::Failed {
+                info_hash,
+                condition,
+            } => {
+                let code = match condition {
+                    Condition::StorageFull(_) => "INSUFFICIENT_STORAGE",
+                    _ => "INTERNAL",
+                };
+                (info_hash, "stream.error", Some(code), Default::default())
+            }
+            EngineEvent::Recovered { info_hash } => {
+                (info_hash, "stream.resumed", None, Default::default())
+            }
+        };
+        for (user, id) in self.on_torrent(info_hash) {
+            self.events
+                .emit_with(&user, &id, kind, code, detail.clone());
+        }
+    }
+
+    /// `(owner, id)` of every stream of a torrent.
+    pub(super) fn on_torrent(&self, info_hash: &str) -> Vec<(String, String)> {
+        let entries = self.entries.lock().expect("streams lock");
+        entries
+            .values()
+            .filter(|e| e.record.info_hash == info_hash)
+            .map(|e| (e.record.user.clone(), e.record.id.clone()))
+            .collect()
+    }
+
+    /// Releases streams nobody played (or created) for `ttl`, every minute, until shutdown;
+    /// `ttl` zero: never.
+    pub fn spawn_idle_reaper(self: &Arc<Self>, ttl: Duration, shutdown: CancellationToken) {
+        if ttl.is_zero() {
+            return;
+        }
+        let streams = Arc::downgrade(self);
+        let every = IDLE_SWEEP.min(ttl / 2).max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let Some(streams) = streams.upgrade() else {
+                    return;
+                };
+                for id in streams.idle_for(ttl) {
+                    tracing::info!(stream = %id, "released: not played for storage.stream_idle_ttl");
+                    streams.forget(&id, super::Stopped::Idle).await;
+                }
+            }
+        });
+    }
+
+    /// Streams not played (or created) within `ttl`.
+    fn idle_for(&self, ttl: Duration) -> Vec<String> {
+        let now = now_secs();
+        let entries = self.entries.lock().expect("streams lock");
+        entries
+            .values()
+            .filter(|e| {
+                let last = e.record.last_played_at.unwrap_or(e.record.created_at);
+                idle(now, last, ttl)
+            })
+            .map(|e| e.record.id.clone())
+            .collect()
+    }
+}
+
+/// Whether a stream last played at `last` (unix seconds) is idle at `now` for `ttl`.
+pub fn idle(now: u64, last: u64, ttl: Duration) -> bool {
+    now.saturating_sub(last) >= ttl.as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_means_not_played_for_the_whole_ttl() {
+        let day = Duration::from_secs(86_400);
+        let cases = [
+            (1_000_000, 1_000_000, false),
+            (1_000_000 + 86_399, 1_000_000, false),
+            (1_000_000 + 86_400, 1_000_000, true),
+            (1_000_000, 2_000_000, false),
+        ];
+        for (now, last, want) in cases {
+            assert_eq!(idle(now, last, day), want, "{now} {last}");
+        }
+    }
+}
