@@ -33,6 +33,12 @@ pub async fn create_stream(
         .streams
         .create(&caller.user, request.source, request.file, request.peers)
         .await?;
+    if let Some(client) = request.prepare {
+        let (state, id) = (state.clone(), snapshot.record.id.clone());
+        tokio::spawn(
+            async move { super::prepare::prepare(&state, &caller.user, &id, client).await },
+        );
+    }
     let status = match (&snapshot.phase, created) {
         (Phase::Resolving, _) => StatusCode::ACCEPTED,
         (_, Created::New) => StatusCode::CREATED,
@@ -104,6 +110,7 @@ pub struct ParsedFile {
 
 /// `POST /api/v1/torrents/parse` — validates and describes without starting anything.
 pub async fn parse_torrent(_caller: Caller, request: TorrentRequest) -> Json<ParsedTorrent> {
+    let _ = request.prepare;
     let source = request.source;
     let files = source.files.map(|files| {
         files

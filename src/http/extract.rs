@@ -165,11 +165,13 @@ impl FromRequestParts<AppState> for Anonymous {
     }
 }
 
-/// A torrent reference from a request body, with the optional file and peers.
+/// A torrent reference from a request body, with the optional file, peers, and the client to
+/// prepare playback for.
 pub struct TorrentRequest {
     pub source: TorrentSource,
     pub file: Option<FileSelector>,
     pub peers: Vec<SocketAddr>,
+    pub prepare: Option<crate::media::client::Client>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +181,22 @@ struct JsonBody {
     file: Option<FileSelector>,
     #[serde(default)]
     peers: Vec<String>,
+    #[serde(default)]
+    prepare: Option<String>,
+}
+
+/// `prepare`'s client, if given.
+fn prepare_of(name: Option<&str>) -> Result<Option<crate::media::client::Client>, AppError> {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    crate::media::client::Client::from_name(name)
+        .map(Some)
+        .ok_or_else(|| {
+            bad(format!(
+                "prepare {name:?} is not a client: browser, safari, mpv or vlc"
+            ))
+        })
 }
 
 impl FromRequest<AppState> for TorrentRequest {
@@ -197,8 +215,10 @@ impl FromRequest<AppState> for TorrentRequest {
             let bytes =
                 read_body(req, limits.max_torrent_bytes, ErrorCode::TorrentTooLarge).await?;
             let source = parse_torrent(bytes, &limits)?;
+            let prepare = prepare_of(query_values(&query, "prepare").next().as_deref())?;
             return Ok(Self {
                 source,
+                prepare,
                 file: file_from_query(&query),
                 peers: parse_peers(
                     query_values(&query, "peers")
@@ -226,6 +246,7 @@ impl FromRequest<AppState> for TorrentRequest {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             source: parse_magnet(&body.magnet, &limits)?,
+            prepare: prepare_of(body.prepare.as_deref())?,
             file: body.file,
             peers,
         })

@@ -66,11 +66,10 @@ pub async fn serve(
         .filter(|c| !c.plays_anything())
         .ok_or_else(not_found)?;
     let session = session(state, token, record, meta, file, client).await?;
-    match name {
-        "index.m3u8" => {
-            let text = wait_for(state, &session, |s| s.playlist(|n| format!("{n}.m4s"))).await?;
-            Ok(playlist(text))
-        }
+    let answer = match name {
+        "index.m3u8" => wait_for(state, &session, |s| s.playlist(|n| format!("{n}.m4s")))
+            .await
+            .map(playlist),
         "init.mp4" => init(state, &session).await,
         _ => {
             let n = name
@@ -78,6 +77,45 @@ pub async fn serve(
                 .and_then(|n| n.parse::<usize>().ok())
                 .ok_or_else(not_found)?;
             segment(state, &session, n, observer).await
+        }
+    };
+    if let Err(err) = &answer {
+        if err.code == ErrorCode::TranscoderUnavailable {
+            let events = state.streams.events();
+            events.emit(
+                &record.user,
+                &record.id,
+                "hls.failed",
+                Some(err.code.as_str()),
+            );
+        }
+    }
+    answer
+}
+
+/// Makes the HLS session of `client` for a stream and waits until its first segment is
+/// written (at most `within`): `"prepare"` on stream creation.
+pub async fn first_segment(
+    state: &AppState,
+    playable: &crate::streams::Playable,
+    client: Client,
+    within: std::time::Duration,
+) -> Result<(), AppError> {
+    let record = &playable.record;
+    let token = &record.token;
+    let session = session(state, token, record, &playable.meta, playable.file, client).await?;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let found = wait_for(state, &session, |s| match s.segment(0)? {
+            SegmentState::Pending => Ok(None),
+            SegmentState::Ready(_) | SegmentState::Missing => Ok(Some(())),
+        })
+        .await;
+        match found {
+            Err(err)
+                if err.code == ErrorCode::PlaylistNotReady
+                    && tokio::time::Instant::now() < deadline => {}
+            other => return other,
         }
     }
 }
@@ -258,6 +296,10 @@ async fn session(
             .data_dir
             .join("hls")
             .join(key.replace('/', "-"));
+        let events = state.streams.events();
+        let mut detail = serde_json::Map::new();
+        detail.insert("rendition".into(), rendition_of(client).into());
+        events.emit_with(&record.user, &record.id, "hls.started", None, detail);
         Ok::<_, AppError>(Arc::new(HlsSession::new(
             key.clone(),
             timeline,

@@ -13,6 +13,7 @@ pub mod hls;
 pub mod media;
 pub mod metrics;
 pub mod playback;
+pub mod prepare;
 pub mod range;
 pub mod security;
 pub mod serve;

@@ -548,19 +548,8 @@ impl Streams {
 
     /// Writes statistics every `every` until `shutdown`.
     pub fn spawn_stats_writer(self: &Arc<Self>, every: Duration, shutdown: CancellationToken) {
-        let streams = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                let Some(streams) = streams.upgrade() else {
-                    return;
-                };
-                streams.save_stats().await;
-            }
+        self.every(every, shutdown, |streams| async move {
+            streams.save_stats().await;
         });
     }
 

@@ -1,6 +1,6 @@
 //! What the registry does on its own: tells each stream's owner what happened to its torrent
-//! (`storage.evicted`, `stream.error`, `stream.resumed`), and releases streams nobody played
-//! for `storage.stream_idle_ttl`.
+//! (`storage.evicted`, `stream.error`, `stream.resumed`), releases streams nobody played for
+//! `storage.stream_idle_ttl`, and runs its periodic work ([`Streams::every`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -83,8 +83,26 @@ impl Streams {
         if ttl.is_zero() {
             return;
         }
-        let streams = Arc::downgrade(self);
         let every = IDLE_SWEEP.min(ttl / 2).max(Duration::from_secs(1));
+        self.every(every, shutdown, move |streams| async move {
+            for id in streams.idle_for(ttl) {
+                tracing::info!(stream = %id, "released: not played for storage.stream_idle_ttl");
+                streams.forget(&id, super::Stopped::Idle).await;
+            }
+        });
+    }
+
+    /// Runs `work` every `every` until `shutdown` (or the registry is gone).
+    pub(super) fn every<F, Fut>(
+        self: &Arc<Self>,
+        every: Duration,
+        shutdown: CancellationToken,
+        work: F,
+    ) where
+        F: Fn(Arc<Self>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let streams = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
@@ -95,10 +113,7 @@ impl Streams {
                 let Some(streams) = streams.upgrade() else {
                     return;
                 };
-                for id in streams.idle_for(ttl) {
-                    tracing::info!(stream = %id, "released: not played for storage.stream_idle_ttl");
-                    streams.forget(&id, super::Stopped::Idle).await;
-                }
+                work(streams).await;
             }
         });
     }

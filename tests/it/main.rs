@@ -18,6 +18,7 @@ mod neighbours;
 mod outage;
 mod playback;
 mod players;
+mod prepare;
 mod process;
 mod registry;
 mod restarts;

@@ -55,12 +55,7 @@ async fn a_swarm_that_comes_back_is_noticed_at_once_and_the_stall_is_reported() 
     let seeded = seeder.seed_with(&dir, Some(256 * 1024)).await.unwrap();
     let addr = seeder.addr;
     let server = TestServer::start(&root.path().join("data")).await;
-    let events = client()
-        .get(server.url("/api/v1/events"))
-        .bearer_auth(server.token("alice"))
-        .send()
-        .await
-        .unwrap();
+    let events = server.events("alice").await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
     let id = stream["id"].as_str().unwrap().to_owned();
     let arrivals = Arc::new(Mutex::new(Vec::new()));

@@ -16,12 +16,7 @@ async fn a_streams_statistics_count_what_players_were_served_and_survive_a_resta
     let (_seeder, seeded) = seed(&dir, None).await;
     let data = root.path().join("data");
     let server = TestServer::start(&data).await;
-    let events = client()
-        .get(server.url("/api/v1/events"))
-        .bearer_auth(server.token("alice"))
-        .send()
-        .await
-        .unwrap();
+    let events = server.events("alice").await;
     let stream = server.stream_of("alice", &seeded.magnet).await;
     let id = stream["id"].as_str().unwrap().to_owned();
     assert_eq!(stream["stats"]["bytes_served"], 0);
@@ -52,12 +47,7 @@ async fn a_streams_statistics_count_what_players_were_served_and_survive_a_resta
     assert_eq!(again["stats"], *stats, "kept across a restart");
     let events = {
         drop(events);
-        client()
-            .get(server.url("/api/v1/events"))
-            .bearer_auth(server.token("alice"))
-            .send()
-            .await
-            .unwrap()
+        server.events("alice").await
     };
     assert_eq!(server.delete("alice", &id).await, StatusCode::NO_CONTENT);
     let seen = read_events(events, "stream.stopped", 1, 10).await;

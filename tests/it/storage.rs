@@ -60,12 +60,7 @@ async fn the_quota_holds_while_three_large_torrents_are_played_one_after_another
     let huge = seeder.seed(&big).await.unwrap();
     let data = root.path().join("data");
     let server = TestServer::start_with(&data, |c| c.storage.max_disk_bytes = quota).await;
-    let events = client()
-        .get(server.url("/api/v1/events"))
-        .bearer_auth(server.token("alice"))
-        .send()
-        .await
-        .unwrap();
+    let events = server.events("alice").await;
 
     // Sampled every 50 ms for the whole test.
     let downloads = data.join("downloads");
@@ -150,12 +145,7 @@ async fn streams_nobody_plays_are_released_after_the_idle_ttl() {
         c.storage.stream_idle_ttl = std::time::Duration::from_secs(3);
     })
     .await;
-    let events = client()
-        .get(server.url("/api/v1/events"))
-        .bearer_auth(server.token("alice"))
-        .send()
-        .await
-        .unwrap();
+    let events = server.events("alice").await;
     let kept = server.stream_of("alice", &played.magnet).await;
     let gone = server.stream_of("alice", &forgotten.magnet).await;
     for _ in 0..6 {

@@ -129,6 +129,18 @@ impl TestServer {
         }
     }
 
+    /// `user`'s server-sent event stream (`GET /api/v1/events`), open.
+    pub async fn events(&self, user: &str) -> Response {
+        let response = client()
+            .get(self.url("/api/v1/events"))
+            .bearer_auth(self.token(user))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+    }
+
     /// Creates a stream from a magnet and returns its JSON (asserting 201).
     pub async fn stream_of(&self, user: &str, magnet: &str) -> Value {
         let (status, body) = self
