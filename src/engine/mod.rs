@@ -9,6 +9,7 @@ pub mod blocks;
 pub mod disk;
 pub mod files;
 pub mod health;
+mod metadata;
 mod monitor;
 pub mod pins;
 pub mod quality;
@@ -23,13 +24,13 @@ pub mod usage;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use librqbit::{api::TorrentIdOrHash, AddTorrent, AddTorrentOptions, AddTorrentResponse, Session};
+use librqbit::{api::TorrentIdOrHash, Session};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use reader::{Source, TorrentReader};
-use source::{parse_torrent, SourceError, SourceKind, SourceLimits, TorrentFile, TorrentSource};
+use source::{SourceError, SourceLimits, TorrentFile};
 
 /// A torrent inside the librqbit session.
 pub type TorrentHandle = Arc<librqbit::ManagedTorrent>;
@@ -211,100 +212,6 @@ impl Engine {
         }
     }
 
-    /// Metadata already known (memory or disk), without touching the network.
-    pub fn known_meta(&self, info_hash: &str) -> Option<Arc<TorrentMeta>> {
-        if let Some(meta) = self.metas.get(info_hash) {
-            return Some(meta);
-        }
-        let bytes = std::fs::read(self.torrent_file(info_hash)).ok()?;
-        let source = parse_torrent(Bytes::from(bytes), &self.limits()).ok()?;
-        self.remember(source, Vec::new()).ok()
-    }
-
-    /// Resolves metadata: from cache, from the uploaded bytes, or from the swarm (unbounded:
-    /// callers wrap it in their timeout).
-    pub async fn resolve(&self, source: &TorrentSource) -> Result<Arc<TorrentMeta>, EngineError> {
-        if let Some(meta) = self.known_meta(&source.info_hash) {
-            return Ok(meta);
-        }
-        let (validated, seen_peers) = match &source.kind {
-            SourceKind::Torrent(_) => (source.clone(), Vec::new()),
-            SourceKind::Magnet(magnet) => self.fetch_metadata(magnet, source).await?,
-        };
-        if validated.info_hash != source.info_hash {
-            return Err(
-                SourceError::InvalidTorrent("metadata has another info-hash".into()).into(),
-            );
-        }
-        let SourceKind::Torrent(bytes) = &validated.kind else {
-            return Err(EngineError::Internal(anyhow::anyhow!("unexpected source")));
-        };
-        write_private(&self.torrent_file(&source.info_hash), bytes)
-            .map_err(|e| EngineError::Internal(e.into()))?;
-        let mut validated = validated;
-        validated.trackers.extend(source.trackers.iter().cloned());
-        validated.trackers.dedup();
-        self.remember(validated, seen_peers)
-    }
-
-    async fn fetch_metadata(
-        &self,
-        magnet: &str,
-        source: &TorrentSource,
-    ) -> Result<(TorrentSource, Vec<SocketAddr>), EngineError> {
-        let opts = AddTorrentOptions {
-            list_only: true,
-            initial_peers: (!source.peers.is_empty()).then(|| source.peers.clone()),
-            peer_opts: Some(session::peer_options(&self.config)),
-            ..Default::default()
-        };
-        let response = self
-            .session
-            .add_torrent(AddTorrent::from_url(magnet.to_owned()), Some(opts))
-            .await
-            .map_err(|err| {
-                tracing::info!(error = %format!("{err:#}"), "magnet resolution gave up");
-                EngineError::MetadataUnavailable
-            })?;
-        let AddTorrentResponse::ListOnly(list) = response else {
-            return Err(EngineError::Internal(anyhow::anyhow!(
-                "expected a list-only answer"
-            )));
-        };
-        let validated = parse_torrent(list.torrent_bytes, &self.limits())?;
-        Ok((validated, list.seen_peers))
-    }
-
-    fn remember(
-        &self,
-        source: TorrentSource,
-        seen_peers: Vec<SocketAddr>,
-    ) -> Result<Arc<TorrentMeta>, EngineError> {
-        let SourceKind::Torrent(torrent_bytes) = source.kind else {
-            return Err(EngineError::Internal(anyhow::anyhow!("no torrent bytes")));
-        };
-        let meta = Arc::new(TorrentMeta {
-            name: source.name.unwrap_or_else(|| source.info_hash.clone()),
-            info_hash: source.info_hash,
-            files: source.files.unwrap_or_default(),
-            piece_length: source.piece_length,
-            torrent_bytes,
-            trackers: source.trackers,
-            seen_peers,
-        });
-        self.metas.insert(meta.info_hash.clone(), meta.clone());
-        Ok(meta)
-    }
-
-    fn torrent_file(&self, info_hash: &str) -> PathBuf {
-        // info_hash is always 40 hex characters here (validated by `source`).
-        self.config
-            .storage
-            .data_dir
-            .join("torrents")
-            .join(format!("{info_hash}.torrent"))
-    }
-
     /// Starts (or shares) the torrent for `file` — once it fits the disk quota — and pins the
     /// file's head and tail.
     pub async fn acquire(
@@ -335,51 +242,6 @@ impl Engine {
         self.activity.remember(info_hash, unix_secs);
     }
 
-    /// Starts background readers over the file's head and tail; they hold pin slots (never
-    /// player slots) and end when read, when the torrent is released, or at the deadline.
-    fn pin_head_and_tail(
-        self: &Arc<Self>,
-        meta: &TorrentMeta,
-        file: usize,
-        cancel: CancellationToken,
-    ) {
-        let Some(size) = meta.file(file).map(|f| f.size) else {
-            return;
-        };
-        let cfg = &self.config.engine;
-        let head = pins::head_steps(size, cfg.head_pin_bytes);
-        let head_len = head.last().map(|r| r.1).unwrap_or(0);
-        let offset = meta.file_offset(file);
-        let (piece, most) = (meta.piece_length, cfg.tail_pin_bytes);
-        let tail = pins::tail_steps(size, head_len, piece, most, offset);
-        let (stop, wind_down) = (cancel.child_token(), CancellationToken::new());
-        let pinning = Pinning {
-            stop: stop.clone(),
-            wind_down: wind_down.clone(),
-        };
-        self.pinning
-            .lock()
-            .expect("pinning lock")
-            .insert((meta.info_hash.clone(), file), pinning);
-        for steps in [tail, head].into_iter().filter(|s| !s.is_empty()) {
-            let Ok(permit) = self.pins.clone().try_acquire_owned() else {
-                tracing::debug!("all pin slots busy; not pinning");
-                return;
-            };
-            let engine = self.clone();
-            let info_hash = meta.info_hash.clone();
-            let (stop, wind_down) = (stop.child_token(), wind_down.clone());
-            tokio::spawn(async move {
-                let deadline = engine.config.engine.metadata_timeout;
-                let slot = reader::Slot::new(permit, None);
-                match engine.open_with(slot, &info_hash, file).await {
-                    Ok(reader) => pins::run(reader, steps, deadline, stop, wind_down).await,
-                    Err(err) => tracing::debug!(error = %err, "cannot pin"),
-                }
-            });
-        }
-    }
-
     /// Drops a stream's reference on the torrent.
     pub async fn release(&self, meta: &TorrentMeta, file: usize) -> Result<(), EngineError> {
         let key = (meta.info_hash.clone(), file);
@@ -399,21 +261,6 @@ impl Engine {
     /// Whether the torrent's data was evicted (it comes back when played).
     pub async fn evicted(&self, info_hash: &str) -> bool {
         self.torrents.evicted(info_hash).await
-    }
-
-    /// The whole engine in figures (metrics, the admin summary).
-    pub fn figures(&self) -> EngineFigures {
-        let snapshot = self.session.stats_snapshot();
-        let torrents = self.session.with_torrents(|torrents| torrents.count());
-        EngineFigures {
-            torrents,
-            peers: u64::from(snapshot.peers.live),
-            downloaded_bytes: snapshot.counters.fetched_bytes,
-            uploaded_bytes: snapshot.counters.uploaded_bytes,
-            download_bps: mbps_to_bps(snapshot.download_speed.mbps),
-            upload_bps: mbps_to_bps(snapshot.upload_speed.mbps),
-            open_readers: self.config.engine.max_readers - self.readers.available_permits(),
-        }
     }
 
     /// Bytes and blocks held by the read cache.
@@ -482,18 +329,6 @@ impl Engine {
             .map(Source::Swarm)
     }
 
-    fn end_pins(&self, info_hash: &str, file: usize, start: u64) {
-        let mut pinning = self.pinning.lock().expect("pinning lock");
-        let key = (info_hash.to_owned(), file);
-        if start == 0 {
-            if let Some(pins) = pinning.get(&key) {
-                pins.wind_down.cancel();
-            }
-        } else if let Some(pins) = pinning.remove(&key) {
-            pins.stop.cancel();
-        }
-    }
-
     /// Where a file lives on disk, if every piece of it is verified.
     fn complete_file(&self, info_hash: &str, file: usize) -> Option<(PathBuf, disk::FileId)> {
         let handle = self.handle(info_hash)?;
@@ -520,12 +355,35 @@ impl Engine {
     ) -> Result<TorrentReader, EngineError> {
         let handle = self.handle(info_hash).ok_or(EngineError::NotActive)?;
         let stall = self.config.engine.stall_timeout;
-        let stream = tokio::time::timeout(stall, handle.stream(file))
+        let stream = tokio::time::timeout(stall, handle.clone().stream(file))
             .await
-            .map_err(|_| EngineError::Stalled)?
-            .map_err(EngineError::Internal)?;
+            .map_err(|_| EngineError::Stalled)?;
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(err) => return Err(self.stream_refused(info_hash, &handle, err)),
+        };
         let failing = self.health.failing(info_hash);
         Ok(TorrentReader::new(Box::new(stream), slot, failing))
+    }
+
+    /// Why librqbit would not open a reader: a torrent it stopped (noted now, before the
+    /// monitor's next look, so the answer says why), or an internal error.
+    fn stream_refused(
+        &self,
+        info_hash: &str,
+        handle: &TorrentHandle,
+        err: anyhow::Error,
+    ) -> EngineError {
+        let stats = handle.stats();
+        if !matches!(stats.state, librqbit::TorrentStatsState::Error) {
+            return EngineError::Internal(err);
+        }
+        let condition = health::classify(stats.error.as_deref().unwrap_or(""));
+        self.note(info_hash, Some(condition.clone()));
+        match condition {
+            health::Condition::StorageFull(message) => EngineError::InsufficientStorage(message),
+            _ => EngineError::Internal(err),
+        }
     }
 
     pub(crate) fn handle(&self, info_hash: &str) -> Option<TorrentHandle> {
@@ -554,10 +412,4 @@ impl Engine {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.session.stop()).await;
         self.cancel.cancel();
     }
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
 }

@@ -72,10 +72,7 @@ impl Engine {
                 (TorrentStatsState::Error, None) => Some(classify("")),
                 _ => None,
             };
-            let before = self.health.condition(&hash);
-            if self.health.set(&hash, condition.clone()) {
-                self.announce(&hash, before, condition.clone());
-            }
+            self.note(&hash, condition.clone());
             if !matches!(condition, Some(Condition::StorageFull(_))) {
                 continue;
             }
@@ -118,6 +115,14 @@ impl Engine {
             if let Err(err) = self.session.unpause(&handle).await {
                 tracing::warn!(info_hash = %hash, error = %format!("{err:#}"), "cannot resume a torrent after looking for peers");
             }
+        }
+    }
+
+    /// Records a torrent's condition; a change is told to the streams on it.
+    pub(super) fn note(&self, hash: &str, condition: Option<Condition>) {
+        let before = self.health.condition(hash);
+        if self.health.set(hash, condition.clone()) {
+            self.announce(hash, before, condition);
         }
     }
 

@@ -107,6 +107,65 @@ pub async fn run(
     }
 }
 
+impl super::Engine {
+    /// Starts background readers over the file's head and tail; they hold pin slots (never
+    /// player slots) and end when read, when the torrent is released, or at the deadline.
+    pub(super) fn pin_head_and_tail(
+        self: &std::sync::Arc<Self>,
+        meta: &super::TorrentMeta,
+        file: usize,
+        cancel: CancellationToken,
+    ) {
+        let Some(size) = meta.file(file).map(|f| f.size) else {
+            return;
+        };
+        let cfg = &self.config.engine;
+        let head = head_steps(size, cfg.head_pin_bytes);
+        let head_len = head.last().map(|r| r.1).unwrap_or(0);
+        let offset = meta.file_offset(file);
+        let (piece, most) = (meta.piece_length, cfg.tail_pin_bytes);
+        let tail = tail_steps(size, head_len, piece, most, offset);
+        let (stop, wind_down) = (cancel.child_token(), CancellationToken::new());
+        let pinning = super::Pinning {
+            stop: stop.clone(),
+            wind_down: wind_down.clone(),
+        };
+        self.pinning
+            .lock()
+            .expect("pinning lock")
+            .insert((meta.info_hash.clone(), file), pinning);
+        for steps in [tail, head].into_iter().filter(|s| !s.is_empty()) {
+            let Ok(permit) = self.pins.clone().try_acquire_owned() else {
+                tracing::debug!("all pin slots busy; not pinning");
+                return;
+            };
+            let engine = self.clone();
+            let info_hash = meta.info_hash.clone();
+            let (stop, wind_down) = (stop.child_token(), wind_down.clone());
+            tokio::spawn(async move {
+                let deadline = engine.config.engine.metadata_timeout;
+                let slot = super::reader::Slot::new(permit, None);
+                match engine.open_with(slot, &info_hash, file).await {
+                    Ok(reader) => run(reader, steps, deadline, stop, wind_down).await,
+                    Err(err) => tracing::debug!(error = %err, "cannot pin"),
+                }
+            });
+        }
+    }
+
+    pub(super) fn end_pins(&self, info_hash: &str, file: usize, start: u64) {
+        let mut pinning = self.pinning.lock().expect("pinning lock");
+        let key = (info_hash.to_owned(), file);
+        if start == 0 {
+            if let Some(pins) = pinning.get(&key) {
+                pins.wind_down.cancel();
+            }
+        } else if let Some(pins) = pinning.remove(&key) {
+            pins.stop.cancel();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,6 +145,23 @@ pub fn buffered_ranges(haves: &[u8], g: Geometry) -> Vec<[u64; 2]> {
     ranges
 }
 
+impl super::Engine {
+    /// The whole engine in figures (metrics, the admin summary).
+    pub fn figures(&self) -> super::EngineFigures {
+        let snapshot = self.session.stats_snapshot();
+        let torrents = self.session.with_torrents(|torrents| torrents.count());
+        super::EngineFigures {
+            torrents,
+            peers: u64::from(snapshot.peers.live),
+            downloaded_bytes: snapshot.counters.fetched_bytes,
+            uploaded_bytes: snapshot.counters.uploaded_bytes,
+            download_bps: super::mbps_to_bps(snapshot.download_speed.mbps),
+            upload_bps: super::mbps_to_bps(snapshot.upload_speed.mbps),
+            open_readers: self.config.engine.max_readers - self.readers.available_permits(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! `view`'s.
 
 pub mod events;
+mod lookup;
 mod playback;
 pub mod record;
 mod resolve;
@@ -332,99 +333,6 @@ impl Streams {
         })
     }
 
-    /// A stream of `user` by id (another user's stream is "not found").
-    pub fn snapshot(&self, user: &str, id: &str) -> Result<StreamSnapshot, StreamError> {
-        let entries = self.entries.lock().expect("streams lock");
-        let entry = entries
-            .get(id)
-            .filter(|e| e.record.user == user)
-            .ok_or(StreamError::NotFound)?;
-        let phase = entry.phase.borrow().clone();
-        Ok(StreamSnapshot {
-            record: entry.record.clone(),
-            phase,
-            stats: entry.stats.snapshot(),
-            stalled: entry.stats.is_stalled(),
-        })
-    }
-
-    /// The user's streams, oldest first; expired tokens are renewed so URLs work.
-    pub async fn list(&self, user: &str) -> Vec<StreamSnapshot> {
-        let ids: Vec<String> = {
-            let entries = self.entries.lock().expect("streams lock");
-            let mut mine: Vec<_> = entries.values().filter(|e| e.record.user == user).collect();
-            mine.sort_by(|a, b| {
-                (a.record.created_at, &a.record.id).cmp(&(b.record.created_at, &b.record.id))
-            });
-            mine.iter().map(|e| e.record.id.clone()).collect()
-        };
-        let mut found = Vec::with_capacity(ids.len());
-        for id in &ids {
-            if let Ok(snapshot) = self.get(user, id).await {
-                found.push(snapshot);
-            }
-        }
-        found
-    }
-
-    /// Every user's streams, oldest first (admin).
-    pub async fn list_all(&self) -> Vec<StreamSnapshot> {
-        let owners: Vec<(String, String)> = {
-            let entries = self.entries.lock().expect("streams lock");
-            let mut all: Vec<_> = entries.values().collect();
-            all.sort_by(|a, b| {
-                (a.record.created_at, &a.record.id).cmp(&(b.record.created_at, &b.record.id))
-            });
-            all.iter()
-                .map(|e| (e.record.user.clone(), e.record.id.clone()))
-                .collect()
-        };
-        let mut found = Vec::with_capacity(owners.len());
-        for (user, id) in &owners {
-            if let Ok(snapshot) = self.get(user, id).await {
-                found.push(snapshot);
-            }
-        }
-        found
-    }
-
-    /// Deletes any user's stream (admin); returns its owner.
-    pub async fn delete_any(&self, id: &str) -> Result<String, StreamError> {
-        let owner = {
-            let entries = self.entries.lock().expect("streams lock");
-            entries.get(id).map(|e| e.record.user.clone())
-        };
-        let owner = owner.ok_or(StreamError::NotFound)?;
-        self.forget(id, Stopped::ByAdmin).await;
-        Ok(owner)
-    }
-
-    /// One stream, with its token renewed if it has expired.
-    pub async fn get(&self, user: &str, id: &str) -> Result<StreamSnapshot, StreamError> {
-        let snapshot = self.snapshot(user, id)?;
-        if snapshot.record.token_expires_at > now_secs() {
-            return Ok(snapshot);
-        }
-        self.refresh(user, id).await
-    }
-
-    /// A new playback token for the stream (older ones stay valid until they expire).
-    pub async fn refresh(&self, user: &str, id: &str) -> Result<StreamSnapshot, StreamError> {
-        let issued = self.keys.issue(user, id).map_err(|_| StreamError::Token)?;
-        let record = {
-            let mut entries = self.entries.lock().expect("streams lock");
-            let entry = entries
-                .get_mut(id)
-                .filter(|e| e.record.user == user)
-                .ok_or(StreamError::NotFound)?;
-            entry.record.token = issued.token;
-            entry.record.token_expires_at = unix(issued.expires_at);
-            entry.record.clone()
-        };
-        self.store.update(&record).await?;
-        self.snapshot(user, id)
-    }
-
     /// Stops and forgets the stream; its tokens stop working at once.
     #[tracing::instrument(skip(self))]
     pub async fn delete(&self, user: &str, id: &str) -> Result<(), StreamError> {
@@ -475,23 +383,6 @@ impl Streams {
         }
     }
 
-    /// Streams by phase, and users with a stream (metrics, the admin summary).
-    pub fn figures(&self) -> StreamFigures {
-        let entries = self.entries.lock().expect("streams lock");
-        let mut figures = StreamFigures::default();
-        let mut users = std::collections::HashSet::new();
-        for entry in entries.values() {
-            users.insert(entry.record.user.as_str());
-            match &*entry.phase.borrow() {
-                Phase::Resolving => figures.resolving += 1,
-                Phase::Ready(_) => figures.ready += 1,
-                Phase::Failed(_) => figures.failed += 1,
-            }
-        }
-        figures.users = users.len();
-        figures
-    }
-
     /// The event bus (`GET /api/v1/events`).
     pub fn events(&self) -> &events::Events {
         &self.events
@@ -512,45 +403,6 @@ impl Streams {
             let _ = rx.wait_for(|p| !matches!(p, Phase::Resolving)).await;
         }));
         let _ = tokio::time::timeout(self.metadata_wait, all).await;
-    }
-
-    /// Writes the statistics (and last play times) that changed since the last write.
-    pub async fn save_stats(&self) {
-        let (changed, played): (Vec<_>, Vec<_>) = {
-            let entries = self.entries.lock().expect("streams lock");
-            let changed = entries
-                .values()
-                .filter_map(|e| Some((e.record.id.clone(), e.stats.take_changed()?)))
-                .collect();
-            let played = entries
-                .values()
-                .filter(|e| e.played_unsaved)
-                .map(|e| e.record.clone())
-                .collect();
-            (changed, played)
-        };
-        if let Err(err) = self.store.save_stats(&changed).await {
-            tracing::warn!(error = %err, "cannot save stream statistics");
-        }
-        for record in played {
-            if self.store.update(&record).await.is_ok() {
-                if let Some(e) = self
-                    .entries
-                    .lock()
-                    .expect("streams lock")
-                    .get_mut(&record.id)
-                {
-                    e.played_unsaved = false;
-                }
-            }
-        }
-    }
-
-    /// Writes statistics every `every` until `shutdown`.
-    pub fn spawn_stats_writer(self: &Arc<Self>, every: Duration, shutdown: CancellationToken) {
-        self.every(every, shutdown, |streams| async move {
-            streams.save_stats().await;
-        });
     }
 
     /// Cancels every resolution, writes the last statistics and closes the registry

@@ -1,13 +1,14 @@
-//! What the registry does on its own: tells each stream's owner what happened to its torrent
-//! (`storage.evicted`, `stream.error`, `stream.resumed`), releases streams nobody played for
-//! `storage.stream_idle_ttl`, and runs its periodic work ([`Streams::every`]).
+//! What the registry does on its own: writes statistics in batches, tells each stream's owner
+//! what happened to its torrent (`storage.evicted`, `stream.error`, `stream.resumed`),
+//! releases streams nobody played for `storage.stream_idle_ttl`, and runs its periodic work
+//! ([`Streams::every`]); and the registry in figures.
 
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::Streams;
+use super::{Phase, StreamFigures, Streams};
 use crate::{
     auth::now_secs,
     engine::{health::Condition, EngineEvent},
@@ -17,6 +18,62 @@ use crate::{
 const IDLE_SWEEP: Duration = Duration::from_secs(60);
 
 impl Streams {
+    /// Streams by phase, and users with a stream (metrics, the admin summary).
+    pub fn figures(&self) -> StreamFigures {
+        let entries = self.entries.lock().expect("streams lock");
+        let mut figures = StreamFigures::default();
+        let mut users = std::collections::HashSet::new();
+        for entry in entries.values() {
+            users.insert(entry.record.user.as_str());
+            match &*entry.phase.borrow() {
+                Phase::Resolving => figures.resolving += 1,
+                Phase::Ready(_) => figures.ready += 1,
+                Phase::Failed(_) => figures.failed += 1,
+            }
+        }
+        figures.users = users.len();
+        figures
+    }
+
+    /// Writes the statistics (and last play times) that changed since the last write.
+    pub async fn save_stats(&self) {
+        let (changed, played): (Vec<_>, Vec<_>) = {
+            let entries = self.entries.lock().expect("streams lock");
+            let changed = entries
+                .values()
+                .filter_map(|e| Some((e.record.id.clone(), e.stats.take_changed()?)))
+                .collect();
+            let played = entries
+                .values()
+                .filter(|e| e.played_unsaved)
+                .map(|e| e.record.clone())
+                .collect();
+            (changed, played)
+        };
+        if let Err(err) = self.store.save_stats(&changed).await {
+            tracing::warn!(error = %err, "cannot save stream statistics");
+        }
+        for record in played {
+            if self.store.update(&record).await.is_ok() {
+                if let Some(e) = self
+                    .entries
+                    .lock()
+                    .expect("streams lock")
+                    .get_mut(&record.id)
+                {
+                    e.played_unsaved = false;
+                }
+            }
+        }
+    }
+
+    /// Writes statistics every `every` until `shutdown`.
+    pub fn spawn_stats_writer(self: &Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        self.every(every, shutdown, |streams| async move {
+            streams.save_stats().await;
+        });
+    }
+
     /// Relays the engine's torrent events to the owners of the streams on each torrent.
     pub fn spawn_engine_events(self: &Arc<Self>, shutdown: CancellationToken) {
         let mut events = self.engine.events();
