@@ -3,6 +3,8 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# librqbit with the fix Magnetar carries ([patch.crates-io] in Cargo.toml).
+COPY patches patches
 COPY src src
 COPY config config
 COPY benches benches
