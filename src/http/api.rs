@@ -110,7 +110,6 @@ pub struct ParsedFile {
 
 /// `POST /api/v1/torrents/parse` — validates and describes without starting anything.
 pub async fn parse_torrent(_caller: Caller, request: TorrentRequest) -> Json<ParsedTorrent> {
-    let _ = request.prepare;
     let source = request.source;
     let files = source.files.map(|files| {
         files
