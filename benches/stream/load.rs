@@ -128,7 +128,7 @@ async fn hammer(url: &str, data: &Arc<Vec<u8>>, total: u64, pid: u32) -> Result<
                 if i >= total || started.elapsed() >= limit {
                     return rate;
                 }
-                let offset = random_offset(i, data.len() as u64);
+                let offset = random_offset(i, data.len() as u64, MIB);
                 let body = fetch_range(&client, &url, offset, MIB).await;
                 match body.and_then(|b| check(&b, &data, offset)) {
                     Ok(()) => (rate.bytes, rate.requests) = (rate.bytes + MIB, rate.requests + 1),
@@ -146,14 +146,14 @@ async fn hammer(url: &str, data: &Arc<Vec<u8>>, total: u64, pid: u32) -> Result<
     Ok(sum)
 }
 
-/// The `i`th request's offset in a file of `len` bytes (splitmix64 of `i`); even `i` are
-/// MiB-aligned.
-fn random_offset(i: u64, len: u64) -> u64 {
+/// The `i`th request's offset for a `range`-byte read in a file of `len` bytes (splitmix64 of
+/// `i`); even `i` are aligned to `range`.
+pub(crate) fn random_offset(i: u64, len: u64, range: u64) -> u64 {
     let z = (i ^ 0x9E37_79B9_7F4A_7C15).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     let z = (z ^ (z >> 31)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    let span = len - MIB;
+    let span = len - range;
     match i.is_multiple_of(2) {
-        true => (z % (span / MIB + 1)) * MIB,
+        true => (z % (span / range + 1)) * range,
         false => z % (span + 1),
     }
 }

@@ -266,7 +266,7 @@ async fn hammer(url: &str, data: &Arc<Vec<u8>>, total: u64, pid: u32) -> Result<
                 if i >= total || started.elapsed() >= ROUND_LIMIT {
                     return load;
                 }
-                let offset = random_offset(i, data.len() as u64);
+                let offset = crate::load::random_offset(i, data.len() as u64, RANGE);
                 let body = fetch_range(&http, &url, offset, RANGE).await;
                 match body.and_then(|b| check(&b, &data, offset)) {
                     Ok(()) => load.requests += 1,
@@ -282,18 +282,6 @@ async fn hammer(url: &str, data: &Arc<Vec<u8>>, total: u64, pid: u32) -> Result<
     sum.secs = secs(started.elapsed());
     sum.cpu = secs(proc_cpu(pid).saturating_sub(cpu_before));
     Ok(sum)
-}
-
-/// The `i`th request's offset in a file of `len` bytes (splitmix64 of `i`); even `i` are
-/// aligned to [`RANGE`].
-fn random_offset(i: u64, len: u64) -> u64 {
-    let z = (i ^ 0x9E37_79B9_7F4A_7C15).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    let z = (z ^ (z >> 31)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    let span = len - RANGE;
-    match i.is_multiple_of(2) {
-        true => (z % (span / RANGE + 1)) * RANGE,
-        false => z % (span + 1),
-    }
 }
 
 /// (k) `/metrics` with 500 streams, against the same server with none.

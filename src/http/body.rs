@@ -131,11 +131,12 @@ impl Observer {
 
     /// The next chunk of `chunks`; a player's wait past a moment is registered with the engine
     /// (it looks for peers), and one past [`STALL_AFTER`] reported as a stall.
-    async fn next<S>(&self, chunks: &mut S) -> Option<std::io::Result<Bytes>>
+    async fn next<S>(&self, chunks: &mut S, swarm: bool) -> Option<std::io::Result<Bytes>>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin,
     {
-        let Some(waits) = &self.waits else {
+        // A complete file on disk waits for no peer: no timers on the warm path.
+        let Some(waits) = self.waits.as_ref().filter(|_| swarm) else {
             return chunks.next().await;
         };
         let next = chunks.next();
@@ -163,7 +164,7 @@ fn observed(
         (chunks, observer, true),
         move |(mut chunks, observer, first)| async move {
             let asked = Instant::now();
-            let next = observer.next(&mut chunks).await?;
+            let next = observer.next(&mut chunks, swarm).await?;
             let bytes = next.as_ref().map_or(0, Bytes::len);
             observer.chunk(asked.elapsed(), bytes, first && bytes > 0, swarm);
             Some((next, (chunks, observer, first && bytes == 0)))
